@@ -1,0 +1,62 @@
+"""One settings object, built once at start-up from `BOTWARDEN_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOTWARDEN_", extra="ignore")
+
+    env: str = Field(default="development", description="development, test or production")
+    database_url: str = "sqlite:///./var/botwarden.db"
+    data_dir: Path = Path("./var/data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Secret used to sign approval tokens. The default is only for development; production
+    # start-up refuses to run with it (fail closed).
+    secret_key: SecretStr = SecretStr("dev-insecure-secret-change-me")
+
+    token_ttl_hours: float = 12.0
+    step_up_minutes: float = 5.0
+    approval_ttl_minutes: float = 5.0
+
+    # API limits (domain.md, "API limits").
+    rate_limit_user_per_minute: int = 120
+    rate_limit_global_per_minute: int = 1200
+    login_max_failures: int = 5
+    login_window_minutes: float = 5.0
+    totp_max_attempts: int = 5
+    totp_window_minutes: float = 5.0
+
+    run_workers: bool = True
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    databento_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BOTWARDEN_DATABENTO_API_KEY", "DATABENTO_API_KEY"),
+    )
+    polygon_api_key: SecretStr | None = None
+    unusual_whales_api_key: SecretStr | None = None
+    tradovate_username: str | None = None
+    tradovate_password: SecretStr | None = None
+    dask_scheduler: str | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,39 @@
+"""Kill states, trigger codes and the pure kill policy (domain.md, "Kill engine")."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class KillState(StrEnum):
+    NONE = "NONE"
+    SOFT_KILLED = "SOFT_KILLED"
+    HARD_KILLED = "HARD_KILLED"
+    QUARANTINED = "QUARANTINED"
+
+
+class KillMode(StrEnum):
+    SOFT = "SOFT"
+    HARD = "HARD"
+
+
+class KillEventType(StrEnum):
+    KILL = "KILL"
+    RESURRECT = "RESURRECT"
+
+
+class TriggerCode(StrEnum):
+    MANUAL_KILL = "MANUAL_KILL"
+    ACCOUNT_KILL_SWITCH = "ACCOUNT_KILL_SWITCH"
+    STALE_HEARTBEAT_CRITICAL = "STALE_HEARTBEAT_CRITICAL"
+    EXECUTION_REJECTION_SPIKE = "EXECUTION_REJECTION_SPIKE"
+    DATA_PROVIDER_MISSING = "DATA_PROVIDER_MISSING"
+    ENTITLEMENT_REVOKED = "ENTITLEMENT_REVOKED"
+    RATE_LIMIT_STORM = "RATE_LIMIT_STORM"
+    DD_BREACH = "DD_BREACH"
+    DAILY_LOSS_BREACH = "DAILY_LOSS_BREACH"
+    RECONCILE_MISMATCH = "RECONCILE_MISMATCH"
+    CIRCUIT_OPEN = "CIRCUIT_OPEN"
+    CONFIG_INVALID = "CONFIG_INVALID"
+    EDGE_LOST = "EDGE_LOST"
+    MANUAL_RESURRECT = "MANUAL_RESURRECT"
