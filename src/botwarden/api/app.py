@@ -1,0 +1,44 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from botwarden import __version__
+from botwarden.api.errors import install_error_handlers
+from botwarden.api.guard import assert_every_mutation_guarded
+from botwarden.api.routers import bots, health, kill, policy
+from botwarden.api.tracing import TraceIdMiddleware
+from botwarden.config import Settings, get_settings
+from botwarden.logging import configure_logging
+from botwarden.store.db import make_engine, make_session_factory
+
+ROUTERS = [health.router, bots.router, kill.router, policy.router]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.is_production and "insecure" in settings.secret_key.get_secret_value():
+        raise RuntimeError("BOTWARDEN_SECRET_KEY must be set in production")
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="Botwarden", version=__version__, lifespan=lifespan,
+                  description="Run a fleet of futures trading bots autonomously and safely.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.add_middleware(TraceIdMiddleware)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    assert_every_mutation_guarded(app)
+    return app

@@ -1,0 +1,81 @@
+"""Request-scoped dependencies: the database session and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from botwarden.api.errors import ApiError
+from botwarden.clock import utcnow
+from botwarden.config import Settings
+from botwarden.domain.trading import Role
+from botwarden.policy import ActorFacts
+from botwarden.services.tokens import token_digest
+from botwarden.store.models import ApiToken, User
+
+bearer = HTTPBearer(auto_error=False, description="Token from POST /api/auth/login")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    account_id: str
+    email: str
+    role: Role
+    token_id: str
+    totp_enabled: bool
+    step_up_until: datetime | None
+
+    @property
+    def actor(self) -> ActorFacts:
+        return ActorFacts(self.user_id, self.account_id, self.role, self.step_up_until)
+
+    @property
+    def label(self) -> str:
+        return f"user:{self.user_id}"
+
+
+UNAUTHENTICATED = ("UNAUTHENTICATED", "Log in (POST /api/auth/login) and send "
+                   "'Authorization: Bearer <token>'.")
+
+
+def authenticate(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise ApiError(401, UNAUTHENTICATED[0], "missing bearer token", UNAUTHENTICATED[1])
+    now = utcnow()
+    row = session.execute(
+        sa.select(ApiToken.id, ApiToken.expires_at, ApiToken.revoked_at, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == token_digest(credentials.credentials))
+    ).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= now or row.User.disabled:
+        raise ApiError(401, UNAUTHENTICATED[0], "invalid, expired or revoked token",
+                       UNAUTHENTICATED[1])
+    user: User = row.User
+    return Principal(user.id, user.account_id, user.email, Role(user.role), row.id,
+                     user.totp_enabled, user.step_up_until)
+
+
+def current_principal(
+    session: Session = Depends(get_session),
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> Principal:
+    return authenticate(session, credentials)

@@ -1,0 +1,56 @@
+"""Trace ids: one per request (a caller's X-Request-Id is honoured), on every log line and
+response (`X-Trace-Id`)."""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from botwarden.ids import new_id
+
+_trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
+_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def current_trace_id() -> str:
+    value = _trace_id.get()
+    return value if value is not None else new_id()
+
+
+class TraceIdMiddleware:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _VALID.match(candidate):
+                    trace_id = candidate
+                break
+        trace_id = trace_id or new_id()
+        token = _trace_id.set(trace_id)
+        structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        header = (b"x-trace-id", trace_id.encode())
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            structlog.contextvars.unbind_contextvars("trace_id")
+            _trace_id.reset(token)
