@@ -24,4 +24,33 @@ def db_upgrade(
     typer.echo("database at head")
 
 
+@app.command("serve")
+def serve(
+    host: str = typer.Option(None, help="Defaults to BOTWARDEN_HOST (127.0.0.1)."),
+    port: int = typer.Option(None, help="Defaults to BOTWARDEN_PORT (8000)."),
+    database_url: str | None = typer.Option(None, help="Defaults to BOTWARDEN_DATABASE_URL."),
+    workers: bool = typer.Option(True, "--workers/--no-workers",
+                                 help="Also run job workers and the scheduler in-process."),
+    migrate: bool = typer.Option(True, "--migrate/--no-migrate",
+                                 help="Bring the schema to head before serving."),
+) -> None:
+    """Serve the REST API (and, by default, the workers and loops) on one process."""
+    import uvicorn
+
+    from botwarden.api.app import create_app
+
+    base = get_settings()
+    overrides: dict[str, object] = {"run_workers": workers and base.run_workers}
+    if database_url:
+        overrides["database_url"] = database_url
+    settings = base.model_copy(update=overrides)
+    if migrate:
+        from botwarden.store.migrate import upgrade
+
+        upgrade(settings.database_url)
+    application = create_app(settings)
+    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
+                log_level="warning", access_log=False)
+
+
 # --- sub-applications of other areas register below, one line each ---
