@@ -4,12 +4,16 @@ response (`X-Trace-Id`)."""
 from __future__ import annotations
 
 import re
+import time
 from contextvars import ContextVar
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from botwarden.ids import new_id
+from botwarden.logging import get_logger
+
+log = get_logger("botwarden.http")
 
 _trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -42,9 +46,13 @@ class TraceIdMiddleware:
         structlog.contextvars.bind_contextvars(trace_id=trace_id)
         scope.setdefault("state", {})["trace_id"] = trace_id
         header = (b"x-trace-id", trace_id.encode())
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_trace(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], header]
             await send(message)
@@ -52,5 +60,7 @@ class TraceIdMiddleware:
         try:
             await self.app(scope, receive, send_with_trace)
         finally:
+            log.info("request", method=scope["method"], path=scope["path"], status=status,
+                     ms=round((time.perf_counter() - started) * 1000, 2))
             structlog.contextvars.unbind_contextvars("trace_id")
             _trace_id.reset(token)
