@@ -91,6 +91,8 @@ class Position(Base):
     symbol: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     qty: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)  # signed
     avg_price: Mapped[Decimal | None] = mapped_column(Money())
+    # Open FIFO lots as [[qty, "price"], ...]: the exact basis (domain.ledger.Book).
+    lots: Mapped[list[Any]] = mapped_column(JSONType, nullable=False, default=list)
     realized_pnl: Mapped[Decimal] = mapped_column(Money(), nullable=False, default=Decimal(0))
     fees: Mapped[Decimal] = mapped_column(Money(), nullable=False, default=Decimal(0))
     updated_at: Mapped[datetime] = now_column()
