@@ -54,3 +54,6 @@ def serve(
 
 
 # --- sub-applications of other areas register below, one line each ---
+from botwarden.research.cli import backtest_command  # noqa: E402
+
+app.command("backtest")(backtest_command)

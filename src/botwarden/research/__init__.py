@@ -1,0 +1,1 @@
+"""Strategy engine and backtest engine: one strategy code path for research and live."""
