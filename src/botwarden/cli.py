@@ -57,3 +57,6 @@ def serve(
 from botwarden.research.cli import backtest_command  # noqa: E402
 
 app.command("backtest")(backtest_command)
+from botwarden.data.cli import app as data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
