@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from botwarden.domain.metrics import max_drawdown_pct
+from botwarden.domain.risk_limits import parse_risk_limits
 from botwarden.research import fill_kernel as fk
 from botwarden.research.engine import BacktestResult, ExecutionConfig, simulate_targets
 from tests.research.factories import rows_to_tick_bars
@@ -174,3 +175,13 @@ def test_equity_curve_drawdown_and_daily_equity() -> None:
     assert result.metrics.days == 2
     expected = max_drawdown_pct(result.equity.tolist(), 10_000.0)
     assert result.metrics.max_drawdown_pct == pytest.approx(expected) == pytest.approx(0.1)
+
+
+def test_the_bots_risk_config_sets_stops_and_pre_trade_limits() -> None:
+    limits = parse_risk_limits({"max_contracts_per_order": 1, "max_position_contracts": 1,
+                                "max_daily_loss_usd": "500", "max_drawdown_pct": "10",
+                                "stop_loss_ticks": 4})
+    cfg = config(size=2).with_risk_limits(limits)
+    assert (cfg.stop_loss_ticks, cfg.profit_target_ticks) == (4, 0)
+    result = simulate(ROWS, [1, 1, 0, 0, 0], cfg)
+    assert result.records.shape[0] == 0 and result.denials["MAX_ORDER_SIZE"] == 2

@@ -21,6 +21,7 @@ from botwarden.domain.bars import TIMEFRAME_SECONDS, Bars
 from botwarden.domain.errors import DomainError
 from botwarden.domain.instruments import Instrument
 from botwarden.domain.metrics import Metrics, TradeStats, compute_metrics
+from botwarden.domain.risk_limits import RiskLimits
 from botwarden.research import fill_kernel as fk
 from botwarden.research.ledger import ledger_trade_pnls
 from botwarden.research.sessions import sessions_from_gaps, utc_days
@@ -63,6 +64,17 @@ class ExecutionConfig:
         """The instrument's grid, point value and default commission, with overrides."""
         base = cls(instrument.tick_size, instrument.point_value, instrument.commission_per_side)
         return replace(base, **overrides)
+
+    def with_risk_limits(self, limits: RiskLimits) -> ExecutionConfig:
+        """The bot's risk config applied: its stop-loss and profit target, and its contract
+        caps as the pre-trade limits every backtest order must pass."""
+        return replace(
+            self,
+            stop_loss_ticks=limits.stop_loss_ticks or 0,
+            profit_target_ticks=limits.profit_target_ticks or 0,
+            max_order_qty=limits.max_contracts_per_order,
+            max_position=limits.max_position_contracts,
+        )
 
     @property
     def tick_value(self) -> Decimal:
