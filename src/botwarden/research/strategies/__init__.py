@@ -6,11 +6,10 @@ from typing import Any
 
 from botwarden.domain.errors import DomainError
 from botwarden.research.strategies import (
+    crosses,
     donchian_breakout,
-    ema_cross,
     opening_range,
     rsi_reversion,
-    sma_cross,
     vwap_reversion,
 )
 from botwarden.research.strategies.base import Strategy, StrategyParams, StrategySpec
@@ -18,8 +17,8 @@ from botwarden.research.strategies.base import Strategy, StrategyParams, Strateg
 STRATEGIES: dict[str, StrategySpec] = {
     spec.kind: spec
     for spec in (
-        sma_cross.SPEC,
-        ema_cross.SPEC,
+        crosses.SMA_CROSS,
+        crosses.EMA_CROSS,
         rsi_reversion.SPEC,
         donchian_breakout.SPEC,
         vwap_reversion.SPEC,
