@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 
 from botwarden.api.app import create_app
 from botwarden.config import Settings
+from botwarden.data.bar_store import BarStore
+from tests.data.builders import make_bars, minutes
 
 
 def test_trace_id_on_response_error_and_log_line(
@@ -31,8 +33,11 @@ def test_invalid_request_id_is_replaced(client: TestClient) -> None:
     assert len(response.headers["x-trace-id"]) == 32
 
 
-def test_health_and_ready(client: TestClient) -> None:
+def test_health_and_ready(client: TestClient, settings: Settings) -> None:
     assert client.get("/api/health").json() == {"status": "ok"}
+    # Readiness also needs a usable data provider: bars for Replay (see test_integrations_api).
+    BarStore.from_settings(settings).write(make_bars(minutes("2025-03-12 13:00", 5)),
+                                           dataset="TEST", provider="test", synthetic=True)
     ready = client.get("/api/ready")
     assert ready.status_code == 200 and ready.json()["checks"]["database"]["ok"] is True
     assert "botwarden" in client.get("/metrics").text or client.get("/metrics").status_code == 200

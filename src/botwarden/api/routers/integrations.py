@@ -200,6 +200,10 @@ def verify_integration(
 ) -> VerifyResponse:
     if not registry.has(name):
         raise NotFound("integration")
+    # The registry writes through its own connections. End the guard's read transaction
+    # first: on SQLite a transaction that read before another writer committed cannot write
+    # after it. The pending audit row is kept and written by the commit below.
+    ctx.session.rollback()
     result = registry.verify(name)
     registry.flush()
     ctx.audit.target_type, ctx.audit.target_id = "integration", name
