@@ -18,6 +18,12 @@ from botwarden.store.db import make_engine, make_session_factory, normalise_url
 from botwarden.store.migrate import upgrade
 from botwarden.store.models import Base
 
+# argon2 at its production cost takes ~0.1 s a hash and the suite creates many users; the
+# cost is a setting, kept minimal in tests only.
+os.environ.setdefault("BOTWARDEN_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("BOTWARDEN_PASSWORD_HASH_MEMORY_KIB", "8")
+os.environ.setdefault("BOTWARDEN_PASSWORD_HASH_PARALLELISM", "1")
+
 PG_URL = os.environ.get("BOTWARDEN_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

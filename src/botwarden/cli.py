@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from botwarden.config import get_settings
+from botwarden.domain.trading import Role
 
 app = typer.Typer(help="Botwarden: run a fleet of futures trading bots autonomously and safely.",
                   no_args_is_help=True)
@@ -22,6 +23,49 @@ def db_upgrade(
     url = database_url or get_settings().database_url
     upgrade(url)
     typer.echo("database at head")
+
+
+user_app = typer.Typer(help="Users and accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("create")
+def user_create(
+    email: str = typer.Option(..., help="The user's email (its login)."),
+    password: str = typer.Option(..., help="At least 8 characters."),
+    role: Role = typer.Option(Role.ADMIN, case_sensitive=False,
+                              help="viewer, trader or admin; a new account's user is admin."),
+    account_id: str | None = typer.Option(None, help="Add to this account; default: a new one."),
+    database_url: str | None = typer.Option(None, help="Defaults to BOTWARDEN_DATABASE_URL."),
+) -> None:
+    """Create a user (and, without --account-id, its new account); print their ids as JSON."""
+    import json
+
+    import sqlalchemy as sa
+
+    from botwarden.domain.errors import DomainError
+    from botwarden.services.accounts import enroll
+    from botwarden.store.db import make_engine, make_session_factory
+
+    settings = get_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    engine = make_engine(settings.database_url)
+    try:
+        if not sa.inspect(engine).has_table("users"):
+            typer.echo("error: the database has no schema; run `botwarden db upgrade` first",
+                       err=True)
+            raise typer.Exit(1)
+        with make_session_factory(engine)() as session:
+            user = enroll(session, email, password, role, account_id, settings)
+            session.commit()
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message.rstrip('.')}. {exc.fix}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps({"user_id": user.id, "account_id": user.account_id,
+                           "email": user.email, "role": user.role}))
 
 
 @app.command("serve")

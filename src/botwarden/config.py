@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("dev-insecure-secret-change-me")
 
     token_ttl_hours: float = 12.0
+    # argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106's low-memory
+    # profile). The test suite lowers them through the environment.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1)
     step_up_minutes: float = 5.0
     approval_ttl_minutes: float = 5.0
 

@@ -10,14 +10,14 @@ from fastapi import FastAPI
 from botwarden import __version__
 from botwarden.api.errors import install_error_handlers
 from botwarden.api.guard import assert_every_mutation_guarded
-from botwarden.api.routers import bots, health, kill, policy
+from botwarden.api.routers import auth, bots, health, kill, policy, users
 from botwarden.api.routers import integrations, market_context
 from botwarden.api.tracing import TraceIdMiddleware
 from botwarden.config import Settings, get_settings
 from botwarden.logging import configure_logging
 from botwarden.store.db import make_engine, make_session_factory
 
-ROUTERS = [health.router, bots.router, kill.router, policy.router]
+ROUTERS = [health.router, auth.router, users.router, bots.router, kill.router, policy.router]
 ROUTERS += [integrations.router, market_context.router]
 
 
