@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +19,7 @@ from botwarden.data.econ_calendar_table import BUILTIN_SOURCE, builtin_events
 from botwarden.ids import new_id
 from botwarden.store.models import EconomicEvent
 
-_TABLE = EconomicEvent.__table__
+_TABLE = cast(sa.Table, EconomicEvent.__table__)
 _KEY = ("at", "country", "name")
 
 

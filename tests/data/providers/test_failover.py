@@ -128,3 +128,26 @@ def test_nothing_usable_is_recorded_and_waits(settings, engine, store) -> None:
     assert feed.active is None and feed.health() is Health.DOWN
     assert persist.load_state(engine, DATA_FEED).last_error_code == "NO_PROVIDER"
     assert registry.kill_trigger(feed.chain) == "ENTITLEMENT_REVOKED"
+
+
+def test_a_provider_without_the_symbol_is_skipped(settings, engine, store, tmp_path) -> None:
+    clock = FakeClock()
+    registry = IntegrationRegistry(settings, engine, clock=clock, store=store)
+    empty = ReplayProvider(BarStore(tmp_path / "empty"), name="replay-empty",
+                           observer=registry, clock=clock)
+    full = ReplayProvider(store, name="replay-full", observer=registry, clock=clock)
+    feed = FailoverProvider([empty, full], registry, clock=clock)
+
+    async def run() -> list[Bar]:
+        return [bar async for bar in feed.stream_bars("MES")]
+
+    assert len(asyncio.run(run())) == 120
+    only_empty = FailoverProvider([empty], registry, clock=clock)
+
+    async def run_empty() -> None:
+        async for _ in only_empty.stream_bars("MES"):
+            pass
+
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(run_empty())
+    assert caught.value.reason.value == "NO_DATA"

@@ -108,10 +108,10 @@ def economic_calendar(
     if hi <= lo:
         raise InvalidRequest("'to' must be after 'from'", "Give a range with from < to.")
     events = query_events(request.app.state.engine, lo, hi, _impacts(impact))
-    return EconomicCalendarOut(
-        from_=lo, to=hi, count=len(events),
-        events=[EconomicEventOut(at=e.at, country=e.country, name=e.name,
-                                 impact=e.impact.value, source=e.source) for e in events])
+    return EconomicCalendarOut.model_validate({
+        "from": lo, "to": hi, "count": len(events),
+        "events": [EconomicEventOut(at=e.at, country=e.country, name=e.name,
+                                    impact=e.impact.value, source=e.source) for e in events]})
 
 
 @router.get("/api/unusual-whales/flow", response_model=FlowOut)

@@ -10,7 +10,7 @@ the write lock and waits for it instead of failing on a stale snapshot.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -22,7 +22,8 @@ from botwarden.data.providers.errors import Health
 from botwarden.ids import new_id
 from botwarden.store.models import IntegrationEvent, IntegrationStatus
 
-_TABLE = IntegrationStatus.__table__
+_TABLE = cast(sa.Table, IntegrationStatus.__table__)
+_EVENTS = cast(sa.Table, IntegrationEvent.__table__)
 _FIELDS = ("kind", "configured", "last_success_at", "last_error_code", "last_error",
            "last_error_at", "last_verified_at")
 
@@ -83,7 +84,7 @@ def save_state(engine: Engine, state: IntegrationState, transition: Transition |
                         continue  # another process changed the status meanwhile: re-read
                     changed = transition is not None and current.status is not state.status
                 if changed and transition is not None:
-                    conn.execute(sa.insert(IntegrationEvent.__table__).values(
+                    conn.execute(sa.insert(_EVENTS).values(
                         id=new_id(), name=transition.name,
                         from_status=current.status.value if current else None,
                         to_status=transition.to_status.value, code=transition.code,
@@ -91,7 +92,7 @@ def save_state(engine: Engine, state: IntegrationState, transition: Transition |
                 elif (transition is not None and current is not None
                       and transition.from_status is transition.to_status):
                     # A storm starting leaves the status as it is but is still an event.
-                    conn.execute(sa.insert(IntegrationEvent.__table__).values(
+                    conn.execute(sa.insert(_EVENTS).values(
                         id=new_id(), name=transition.name, from_status=current.status.value,
                         to_status=transition.to_status.value, code=transition.code,
                         detail=transition.detail, created_at=transition.at))
@@ -120,7 +121,7 @@ def save_progress(engine: Engine, state: IntegrationState, now: datetime) -> Non
 def record_event(engine: Engine, name: str, from_status: str | None, to_status: str,
                  code: str | None, detail: str | None, at: datetime) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.insert(IntegrationEvent.__table__).values(
+        conn.execute(sa.insert(_EVENTS).values(
             id=new_id(), name=name, from_status=from_status, to_status=to_status, code=code,
             detail=detail, created_at=at))
 

@@ -245,7 +245,9 @@ class IntegrationRegistry:
         result = verifier()
         with self._lock:
             state = self._state_for(name)
-            code = ErrorCode(result.code) if result.code in ErrorCode.__members__ else None
+            code = (ErrorCode(result.code)
+                    if result.code is not None and result.code in ErrorCode.__members__
+                    else None)
             if (not result.ok and code is not None and RULES[code].health is None
                     and state.status is not Health.DOWN):
                 # A verify that fails for a reason that says nothing of health (NO_DATA: an

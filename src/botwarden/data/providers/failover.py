@@ -67,10 +67,11 @@ class FailoverProvider:
 
     # ---- choosing ----
 
-    def select(self) -> MarketDataProvider | None:
-        """The first OK provider of the chain, recording a switch when it changes."""
-        chosen = next((p for p in self.providers if self.registry.status(p.name) is Health.OK),
-                      None)
+    def select(self, skip: frozenset[str] = frozenset()) -> MarketDataProvider | None:
+        """The first OK provider of the chain (not in `skip`), recording a switch when it
+        changes."""
+        chosen = next((p for p in self.providers
+                       if p.name not in skip and self.registry.status(p.name) is Health.OK), None)
         new = chosen.name if chosen else None
         if new != self.active:
             self.registry.record_feed_switch(self.chain, self.active, new, self._why(new))
@@ -134,9 +135,16 @@ class FailoverProvider:
         step = timeframe_ns(timeframe)
         last_ts: int | None = None
         failures = 0
+        cannot_serve: set[str] = set()  # providers without this symbol or range
         while True:
             await asyncio.to_thread(self.probe)
-            provider = self.select()
+            provider = self.select(frozenset(cannot_serve))
+            if provider is None and cannot_serve and all(
+                p.name in cannot_serve or self.registry.status(p.name) is Health.DOWN
+                for p in self.providers
+            ):
+                raise ProviderError(self.name, ErrorCode.NO_DATA,
+                                    f"no provider of {', '.join(self.chain)} has {symbol} bars")
             if provider is None:
                 failures += 1
                 await self._backoff(failures, None)
@@ -158,10 +166,8 @@ class FailoverProvider:
                     return  # the provider's stream ended: so does the feed
             except ProviderError as error:
                 if error.reason in (ErrorCode.NO_DATA, ErrorCode.BAD_REQUEST):
-                    # Nothing for this symbol here: this provider cannot serve the feed.
-                    self.registry.record_feed_switch(self.chain, provider.name, None,
-                                                     f"{provider.name}: {error.detail}")
-                    raise
+                    cannot_serve.add(provider.name)  # nothing for this symbol here: next one
+                    continue
                 failures += 1
                 if self.registry.status(provider.name) is Health.OK:
                     await self._backoff(failures, error.retry_after)  # retry the same one

@@ -169,7 +169,8 @@ class PolygonProvider(ProviderBase):
                     ticker, resolution="1min", window_start_gte=lo, window_start_lt=hi,
                     limit=PAGE_LIMIT, sort="window_start.asc"))
 
-            rows.extend(self.call("fetch", fetch, len))
+            page: list[Any] = self.call("fetch", fetch, len)
+            rows.extend(page)
         minutes = self.parse(rows, instrument.symbol)
         return minutes if timeframe == "1m" else resample(minutes, timeframe)
 
