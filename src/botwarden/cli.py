@@ -104,3 +104,6 @@ app.command("backtest")(backtest_command)
 from botwarden.data.cli import app as data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
+from botwarden.workers.cli import worker_command  # noqa: E402
+
+app.command("worker")(worker_command)

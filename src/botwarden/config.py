@@ -40,6 +40,26 @@ class Settings(BaseSettings):
     totp_window_minutes: float = 5.0
 
     run_workers: bool = True
+
+    # Jobs, workers and self-healing loops (domain.md, "Jobs"). Durations in seconds.
+    worker_concurrency: int = 4  # threads for short jobs in one worker process
+    worker_runner_slots: int = 100  # long-lived RUNNER jobs one worker hosts besides them
+    worker_heartbeat_seconds: float = 5.0
+    worker_poll_seconds: float = 0.5
+    worker_shutdown_grace_seconds: float = 20.0
+    job_lease_seconds: float = 30.0
+    job_retry_backoff_seconds: tuple[float, ...] = (30.0, 120.0, 480.0)
+    job_retry_jitter: float = 0.2  # each delay is drawn within +-20% of its value
+    job_heartbeat_timeout_seconds: dict[str, float] = {
+        "BACKTEST": 1800.0, "SWEEP": 3600.0, "MATRIX": 3600.0, "EVOLVE": 2700.0,
+        "RECONCILE": 300.0, "PROMOTION": 600.0, "RUNNER": 30.0,
+    }
+    timeout_worker_interval_seconds: float = 15.0
+    supervisor_interval_seconds: float = 10.0
+    breaker_failure_threshold: int = 3
+    breaker_window_seconds: float = 1800.0
+    breaker_half_open_seconds: float = 900.0
+
     log_level: str = "INFO"
     log_json: bool = True
 

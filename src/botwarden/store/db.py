@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -65,3 +68,24 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write. On SQLite it takes the write lock up front (BEGIN
+    IMMEDIATE): a transaction that reads and then writes would otherwise fail with
+    SQLITE_BUSY, without waiting, whenever another writer committed in between."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.info["sqlite_begin"] = "BEGIN IMMEDIATE"
+        with conn.begin():
+            yield conn
+
+
+def insert_ignoring_duplicates(conn: Connection | Session, table: sa.Table,
+                               **values: Any) -> None:
+    """INSERT that does nothing when the row's key already exists (ON CONFLICT DO NOTHING),
+    for rows several processes may create at once."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(insert(table).values(**values).on_conflict_do_nothing())

@@ -1,0 +1,1 @@
+"""Background work: worker processes running job handlers, and the self-healing loops."""
