@@ -41,3 +41,11 @@ def test_health_and_ready(client: TestClient, settings: Settings) -> None:
     ready = client.get("/api/ready")
     assert ready.status_code == 200 and ready.json()["checks"]["database"]["ok"] is True
     assert "botwarden" in client.get("/metrics").text or client.get("/metrics").status_code == 200
+
+
+def test_nul_bytes_are_invalid_request(client: TestClient) -> None:
+    for url in ("/api/bots/a%00b", "/api/audit-log?action=a%00b"):
+        response = client.get(url)
+        assert response.status_code == 400, url
+        assert response.json()["error"]["code"] == "INVALID_REQUEST"
+        assert response.headers["x-trace-id"] == response.json()["error"]["trace_id"]

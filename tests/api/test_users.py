@@ -97,7 +97,7 @@ def test_another_accounts_users_answer_404(
     client: TestClient, user: ApiUser, make_user: Callable[..., ApiUser]
 ) -> None:
     stranger = make_user()
-    for path in (f"/api/users/{user.user_id}", "/api/users/no-such-user", "/api/users/a%00b"):
+    for path in (f"/api/users/{user.user_id}", "/api/users/no-such-user"):
         for response in (client.get(path, headers=stranger.headers),
                          client.patch(path, json={"role": "viewer"}, headers=stranger.headers),
                          client.delete(path, headers=stranger.headers)):

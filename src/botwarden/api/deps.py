@@ -34,6 +34,24 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session for a mutation. On SQLite its first transaction takes the write lock at
+    BEGIN (IMMEDIATE): a transaction that reads (the guard's checks) and then writes would
+    otherwise fail at once whenever another writer committed in between."""
+    engine = request.app.state.engine
+    if engine.dialect.name != "sqlite":
+        yield from get_session(request)
+        return
+    with engine.connect() as conn:
+        conn.info["sqlite_begin"] = "BEGIN IMMEDIATE"
+        session = Session(bind=conn, expire_on_commit=False, autoflush=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            conn.info.pop("sqlite_begin", None)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     user_id: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from sqlalchemy import exc as sa_exc
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -83,6 +84,19 @@ def install_error_handlers(app: FastAPI) -> None:
         code, fix = _HTTP_CODES.get(exc.status_code, ("ERROR", "Retry later."))
         return envelope(exc.status_code, code, str(exc.detail), fix,
                         headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(sa_exc.DataError)
+    async def _data(request: Request, exc: sa_exc.DataError) -> JSONResponse:
+        # The database refused a value the schema let through (a NUL byte, an overflow).
+        return envelope(422, "INVALID_REQUEST", "a value in the request cannot be stored",
+                        "Remove control characters and keep numbers within range.")
+
+    @app.exception_handler(sa_exc.OperationalError)
+    async def _busy(request: Request, exc: sa_exc.OperationalError) -> JSONResponse:
+        log.warning("database_unavailable", error=str(exc.orig), path=request.url.path)
+        return envelope(503, "SERVICE_BUSY", "the database is busy or unavailable",
+                        "Retry after the time given in Retry-After.",
+                        headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 
-from botwarden.api.deps import Principal, authenticate, bearer, get_session
+from botwarden.api.deps import Principal, authenticate, bearer, get_write_session
 from botwarden.api.tracing import current_trace_id
 from botwarden.clock import utcnow
 from botwarden.domain.errors import DomainError
@@ -81,7 +81,7 @@ def guard(
 
     def dependency(
         request: Request,
-        session: Session = Depends(get_session),
+        session: Session = Depends(get_write_session),
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
         body: Mapping[str, Any] = Depends(_json_body),
     ) -> Guarded:
@@ -125,13 +125,20 @@ def guard(
             denied = audit_row(account_id=row.account_id, actor=row.actor, action=row.action,
                                allowed=False, reason_code=exc.code, target_type=row.target_type,
                                target_id=row.target_id, trace_id=trace_id)
-            await run_in_threadpool(write_denial, session, denied)
+            # The request's session may already be closed (its dependency has exited), so
+            # the denial is written through a session of its own.
+            await run_in_threadpool(_write_denial_fresh, request, denied)
 
         request.state.on_domain_error = on_domain_error
         return Guarded(session, principal, action, bot, account, trace_id, row, decision)
 
     setattr(dependency, GUARD_ATTR, action)
     return dependency
+
+
+def _write_denial_fresh(request: Request, row: AuditLog) -> None:
+    with request.app.state.session_factory() as fresh:
+        write_denial(fresh, row)
 
 
 def _client(request: Request) -> str:

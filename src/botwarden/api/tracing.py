@@ -19,6 +19,10 @@ _trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
+_NUL_BODY = (b'{"error": {"code": "INVALID_REQUEST", "message": "NUL byte in the URL", '
+             b'"fix": "Remove control characters from the path and query.", "trace_id": "')
+
+
 def current_trace_id() -> str:
     value = _trace_id.get()
     return value if value is not None else new_id()
@@ -42,6 +46,10 @@ class TraceIdMiddleware:
                     trace_id = candidate
                 break
         trace_id = trace_id or new_id()
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # NUL cannot reach a query (PostgreSQL refuses it): answer 400 up front.
+            await self._refuse_nul(send, trace_id)
+            return
         token = _trace_id.set(trace_id)
         structlog.contextvars.bind_contextvars(trace_id=trace_id)
         scope.setdefault("state", {})["trace_id"] = trace_id
@@ -64,3 +72,11 @@ class TraceIdMiddleware:
                      ms=round((time.perf_counter() - started) * 1000, 2))
             structlog.contextvars.unbind_contextvars("trace_id")
             _trace_id.reset(token)
+
+    @staticmethod
+    async def _refuse_nul(send: Send, trace_id: str) -> None:
+        body = _NUL_BODY + trace_id.encode() + b'"}}'
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"x-trace-id", trace_id.encode())]})
+        await send({"type": "http.response.body", "body": body})

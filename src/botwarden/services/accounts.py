@@ -201,8 +201,12 @@ def login(session: Session, *, email: str, password: str, code: str | None, addr
     user = session.scalar(sa.select(User).where(User.email == email))
     if user is not None and audit is not None:
         audit.account_id, audit.target_type, audit.target_id = user.account_id, "user", user.id
+    # Hold no transaction through the argon2 check or a cancel() on another connection: on
+    # SQLite a request transaction holds the write lock from BEGIN (IMMEDIATE).
+    stored_hash = user.password_hash if user else None
+    throttle.drop_read_snapshot(session)
     pw = passwords(settings)
-    if not pw.verify(user.password_hash if user else None, password) or user is None:
+    if not pw.verify(stored_hash, password) or user is None:
         raise _invalid_credentials(settings)
     if user.disabled:
         reservation.cancel()
@@ -215,7 +219,7 @@ def login(session: Session, *, email: str, password: str, code: str | None, addr
                           status=401)
     user_id = user.id
     # A hash made at another cost is replaced now that the password is known.
-    new_hash = pw.hash(password) if pw.needs_rehash(user.password_hash) else None
+    new_hash = pw.hash(password) if pw.needs_rehash(stored_hash or "") else None
     # The argon2 check above took a while; start the writing transaction afresh with a
     # write, so SQLite takes its lock before reading (see throttle.reserve).
     throttle.drop_read_snapshot(session)
