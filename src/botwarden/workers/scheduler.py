@@ -13,7 +13,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, cast
@@ -51,6 +51,14 @@ def next_slot(slot: datetime, interval: timedelta, now: datetime) -> datetime:
     if now < slot:
         return slot + interval
     return slot + interval * (int((now - slot) / interval) + 1)
+
+
+def summary(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar entries of a loop's result (counts, flags): what is stored and listed.
+    Lists of ids go back only to whoever triggered the run, since every account sees the
+    listing and the loops work across accounts."""
+    return {k: v for k, v in result.items()
+            if v is None or isinstance(v, bool | int | float | str)}
 
 
 def lock_seconds(interval: float) -> float:
@@ -153,7 +161,7 @@ class Scheduler:
             result, ok = {"error": repr(exc)}, False
         result = {**result, "duration_ms": round((time.perf_counter() - began) * 1000, 3)}
         values: dict[str, Any] = {
-            "last_run_at": started, "last_result": result, "last_ok": ok,
+            "last_run_at": started, "last_result": summary(result), "last_ok": ok,
             "run_count": rows.c.run_count + 1, "lock_owner": None, "lock_expires_at": None}
         if scheduled:
             values["next_run_at"] = next_slot(slot, self.interval(task), self.clock())

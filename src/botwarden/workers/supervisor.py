@@ -58,7 +58,7 @@ def run_supervisor(ctx: LoopContext) -> dict[str, Any]:
         outcomes["workers_retired"] = retire_silent_workers(
             conn, now=now, silent_for=timedelta(seconds=ctx.settings.job_lease_seconds))
     run_halt_hooks(ctx.engine, killed, None)
-    return {**outcomes, "bots_killed": killed}
+    return {**outcomes, "bots_killed": len(killed), "killed_bot_ids": killed}
 
 
 def _resume_blocked_runners(conn: Connection, ctx: LoopContext) -> int:

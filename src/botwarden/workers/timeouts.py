@@ -45,4 +45,5 @@ def run_timeout_worker(ctx: LoopContext) -> dict[str, Any]:
                 if failure.killed_now:
                     killed.append(row.bot_id)
     run_halt_hooks(ctx.engine, killed, None)
-    return {"timed_out": len(timed_out), "job_ids": timed_out, "bots_killed": killed}
+    return {"timed_out": len(timed_out), "job_ids": timed_out, "bots_killed": len(killed),
+            "killed_bot_ids": killed}
