@@ -296,9 +296,11 @@ def main() -> None:
     url = backends[0][1]
     for label, env in (
         ("defaults (lease 30 s, supervisor 10 s, heartbeat 5 s)", {}),
-        ("short (lease 3 s, supervisor 1 s, heartbeat 0.5 s)",
+        # The first retry waits 30 s from the attempt's start; with a 30 s lease that has
+        # passed by the time the lease expires, with a short one it would dominate.
+        ("short (lease 3 s, supervisor 1 s, heartbeat 0.5 s, no backoff)",
          {"JOB_LEASE_SECONDS": "3", "SUPERVISOR_INTERVAL_SECONDS": "1",
-          "WORKER_HEARTBEAT_SECONDS": "0.5"}),
+          "WORKER_HEARTBEAT_SECONDS": "0.5", "JOB_RETRY_BACKOFF_SECONDS": "[0]"}),
     ):
         reruns = death_to_rerun(url, tmp, env)
         print(f"death to rerun on {backends[0][0]}, {label}: "

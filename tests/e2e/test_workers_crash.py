@@ -74,7 +74,8 @@ def test_a_killed_workers_jobs_are_requeued_within_one_supervisor_run_and_comple
                 trail = [(e.to_status, e.reason_code, e.actor) for e in js.job_events(conn, job.id)]
             assert trail[1:] == [("RUNNING", None, doomed_id),
                                  ("QUEUED", "LEASE_EXPIRED", "supervisor"),
-                                 ("RUNNING", None, heir_id), ("COMPLETED", None, heir_id)]
+                                 ("RUNNING", None, heir_id),
+                                 ("COMPLETED", None, heir_id)], (trail, doomed.log.read_text())
     finally:
         doomed.stop()
         if heir is not None:

@@ -98,7 +98,12 @@ def worker_id_of(engine: Engine, proc: WorkerProcess) -> str | None:
 
 
 def wait_registered(engine: Engine, procs: list[WorkerProcess], timeout: float = 60.0) -> None:
+    """Until every process has its row in the workers table (or has died: then fail)."""
+
+    def settled() -> bool:
+        return all(worker_id_of(engine, p) is not None or p.proc.poll() is not None
+                   for p in procs)
+
+    wait_until(settled, timeout, "worker registration")
     for proc in procs:
-        wait_until(lambda p=proc: worker_id_of(engine, p) is not None  # type: ignore[misc]
-                   or p.proc.poll() is not None, timeout, "worker registration")
         assert proc.proc.poll() is None, proc.log.read_text()[-3000:]

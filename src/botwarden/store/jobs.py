@@ -1,8 +1,9 @@
 """The job repository: creation, the claim with its lease and fencing token, fenced writes,
 and the job_run_events row written in the same transaction as every status change.
 
-Every status change here is a compare-and-set: its UPDATE names the status (and lease
-token) it expects, and the event row is written only when that UPDATE matched. Writes of a
+Every status change here is conditional: its UPDATE names the status (and lease token) it
+expects, or the rows are locked and checked first, and the event row is written only for a
+change that happened. Writes of a
 lease holder carry its token, so once a job has been requeued, timed out or cancelled (all
 of which clear the token) nothing its former holder sends is accepted any more.
 Callers own the transaction (on SQLite, take it with `store.db.write_transaction`)."""

@@ -101,9 +101,12 @@ class Scheduler:
         return [name for name in due if self._run(self.tasks[name], scheduled=True)]
 
     def run_until(self, stop: threading.Event) -> None:
-        self.ensure_rows()
+        rows_ready = False
         while not stop.is_set():
             try:
+                if not rows_ready:  # retried until the database answers
+                    self.ensure_rows()
+                    rows_ready = True
                 self.tick()
                 wait = self._seconds_to_next_slot()
             except sa.exc.SQLAlchemyError as exc:

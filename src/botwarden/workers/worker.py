@@ -207,12 +207,17 @@ class Worker:
 
     def _dispatch_loop(self) -> None:
         poll = self.settings.worker_poll_seconds
+        next_long_claim = 0.0
         while True:
             self._wake.clear()
             done = self._take_finished()
             if self._halt.is_set() and not done:
                 return
             short_free, long_free = self._free_slots()
+            if long_free and time.monotonic() < next_long_claim:
+                long_free = 0  # runners start rarely: look for them once per poll interval
+            elif long_free:
+                next_long_claim = time.monotonic() + poll
             if not done and not short_free and not long_free:
                 self._wake.wait(poll)
                 continue
