@@ -3,9 +3,9 @@ and the job_run_events row written in the same transaction as every status chang
 
 Every status change here is conditional: its UPDATE names the status (and lease token) it
 expects, or the rows are locked and checked first, and the event row is written only for a
-change that happened. Writes of a
-lease holder carry its token, so once a job has been requeued, timed out or cancelled (all
-of which clear the token) nothing its former holder sends is accepted any more.
+change that happened. Writes of a lease holder carry its token, so once a job has been
+requeued, timed out or cancelled (all of which clear the token) nothing its former holder
+sends is accepted any more.
 Callers own the transaction (on SQLite, take it with `store.db.write_transaction`)."""
 
 from __future__ import annotations
@@ -73,10 +73,15 @@ def _status_values(t: Transition, now: datetime) -> dict[str, Any]:
     return values
 
 
-def create_job(conn: Executor, *, payload: dict[str, Any] | None = None,
-               **fields: Any) -> str:
-    """One job; the keywords are those of `create_jobs`."""
-    return create_jobs(conn, payloads=[payload or {}], **fields)[0]
+def create_job(conn: Executor, *, account_id: str, job_type: JobType, actor: str,
+               now: datetime, payload: dict[str, Any] | None = None, bot_id: str | None = None,
+               priority: int = 0, max_attempts: int = 3, run_after: datetime | None = None,
+               trace_id: str | None = None, status: JobStatus = JobStatus.QUEUED) -> str:
+    """One job with its creation event (see `create_jobs`)."""
+    return create_jobs(conn, account_id=account_id, job_type=job_type, actor=actor, now=now,
+                       payloads=[payload or {}], bot_id=bot_id, priority=priority,
+                       max_attempts=max_attempts, run_after=run_after, trace_id=trace_id,
+                       status=status)[0]
 
 
 def create_jobs(
