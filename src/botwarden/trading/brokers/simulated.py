@@ -1,0 +1,338 @@
+"""What the paper and shadow brokers share: their own persisted book, the exactly-once
+submit, cancel and the reports, fault injection and telemetry. They differ only in how an
+order meets the market (`_match`, `_accepted`): the paper broker by the backtest's bar rules,
+the shadow broker at the quoted bid and ask.
+
+Every change is saved (the whole book, one row per account key) before the call returns; a
+save that fails leaves the outcome unknown (BrokerTimeout) and the next call reloads the
+book from the store, so memory never runs ahead of what a restart would find.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from botwarden.clock import Clock, utcnow
+from botwarden.data.providers.base import Bar, CallObserver, CallRecord
+from botwarden.data.providers.errors import ErrorCode, ProviderError
+from botwarden.domain.errors import DomainError
+from botwarden.domain.instruments import Instrument, get_instrument
+from botwarden.domain.ledger import apply_fill
+from botwarden.domain.trading import OrderStatus, OrderType, Side
+from botwarden.ids import new_id
+from botwarden.trading.brokers.base import (
+    PROFIT_TARGET_SUFFIX,
+    STOP_LOSS_SUFFIX,
+    Ack,
+    BrokerDisconnected,
+    BrokerError,
+    BrokerRejected,
+    BrokerTimeout,
+    FillReport,
+    OrderReport,
+    OrderRequest,
+    PositionReport,
+    bracket_ids,
+    flatten_request,
+)
+from botwarden.trading.brokers.faults import BrokerFaultKind, BrokerFaultPlan
+from botwarden.trading.brokers.fill_rules import bracket_prices
+from botwarden.trading.brokers.sim_state import SimOrder, SimState
+from botwarden.trading.brokers.state_store import BrokerStateConflict, StateStore
+
+T = TypeVar("T")
+
+
+class SimulatedBrokerCore(ABC):
+    name = "simulated"
+
+    def __init__(
+        self,
+        account_key: str,
+        store: StateStore,
+        *,
+        fees: Mapping[str, Decimal] | None = None,
+        faults: BrokerFaultPlan | None = None,
+        observer: CallObserver | None = None,
+        clock: Clock = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        history_limit: int = 1000,
+    ) -> None:
+        self.account_key = account_key
+        self.store = store
+        self.fees = {k.upper(): v for k, v in (fees or {}).items()}
+        self.faults = faults
+        self.observer = observer
+        self.clock = clock
+        self.sleep = sleep
+        self.history_limit = history_limit
+        self._lock = threading.RLock()
+        self._state = self._load()
+        self._stale = False
+
+    # ---- the interface ----
+
+    def submit(self, request: OrderRequest) -> Ack:
+        return self._call("submit", lambda reject: self._submit(request, reject))
+
+    def cancel(self, client_order_id: str) -> OrderReport | None:
+        return self._call("cancel", lambda _: self._cancel(client_order_id))
+
+    def query_order(self, client_order_id: str) -> OrderReport | None:
+        def work(_: str | None) -> OrderReport | None:
+            order = self._state.orders.get(client_order_id)
+            return self._state.report(order) if order is not None else None
+
+        return self._call("query_order", work)
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
+        def work(_: str | None) -> list[OrderReport]:
+            wanted = symbol.upper() if symbol else None
+            return [self._state.report(o) for o in sorted(self._state.orders.values(),
+                                                          key=lambda o: o.seq)
+                    if o.is_open and (wanted is None or o.symbol == wanted)]
+
+        return self._call("open_orders", work)
+
+    def fills(self, since: datetime | None = None) -> list[FillReport]:
+        """Fills at or after `since` (inclusive: apply them once by fill id)."""
+        return self._call("fills", lambda _: [f for f in self._state.fills.values()
+                                              if since is None or f.at >= since])
+
+    def position(self, symbol: str) -> PositionReport:
+        return self._call("position", lambda _: self._position(symbol.upper()))
+
+    def flatten(self, symbol: str, client_order_id: str) -> Ack | None:
+        """A market order for the whole position of `symbol` (None when flat). Orders still
+        working are left alone: cancel them first when they could add to the position."""
+
+        def work(reject: str | None) -> Ack | None:
+            if client_order_id in self._state.orders:  # asked again: the same order
+                request = _request_of(self._state.orders[client_order_id])
+            else:
+                found = flatten_request(self._position(symbol.upper()), client_order_id)
+                if found is None:
+                    return None
+                request = found
+            return self._submit(request, reject)
+
+        return self._call("submit", work)
+
+    def on_bar(self, symbol: str, bar: Bar) -> list[FillReport]:
+        """The market moved: match working orders against `bar`; returns the new fills. A bar
+        not newer than the last one seen for `symbol` (a replay after a restart) is ignored."""
+        with self._lock:
+            self._refresh()
+            symbol = symbol.upper()
+            last = self._state.last_bars.get(symbol)
+            if last is not None and bar.ts <= last.ts:
+                return []
+            self._state.last_bars[symbol] = bar
+            fills = self._match(symbol, get_instrument(symbol), bar)
+            if fills:
+                self._save()
+            return fills
+
+    @property
+    def last_bar(self) -> dict[str, Bar]:
+        with self._lock:
+            return dict(self._state.last_bars)
+
+    # ---- what paper and shadow fill differently ----
+
+    @abstractmethod
+    def _match(self, symbol: str, instrument: Instrument, bar: Bar) -> list[FillReport]:
+        """Fill what `bar` reaches, in the broker's own way; returns the new fills."""
+
+    @abstractmethod
+    def _accepted(self, order: SimOrder, instrument: Instrument) -> None:
+        """A new order was accepted (before it is saved): fill it now if the broker can."""
+
+    # ---- orders ----
+
+    def _submit(self, request: OrderRequest, injected_reject: str | None) -> Ack:
+        state = self._state
+        cid = request.client_order_id
+        candidate = self._new_order(request)
+        existing = state.orders.get(cid)
+        if existing is not None:
+            if not existing.same_request(candidate):
+                raise BrokerRejected("DUPLICATE_CLIENT_ORDER_ID",
+                                     f"{cid} already names a different order")
+            if existing.status is OrderStatus.REJECTED:
+                raise BrokerRejected(existing.reject_code or "REJECTED", existing.message or "")
+            return Ack(cid, existing.broker_order_id, existing.status, duplicate=True)
+        problem = ((injected_reject, "rejected by an injected fault")
+                   if injected_reject is not None else self._validate(request))
+        candidate.seq = state.take_seq()
+        state.orders[cid] = candidate
+        if problem is not None:
+            candidate.status = OrderStatus.REJECTED
+            candidate.reject_code, candidate.message = problem
+            self._save()
+            raise BrokerRejected(*problem)
+        self._accepted(candidate, get_instrument(candidate.symbol))
+        self._save()
+        return Ack(cid, candidate.broker_order_id, candidate.status)
+
+    def _new_order(self, request: OrderRequest) -> SimOrder:
+        bracket = request.bracket
+        return SimOrder(
+            request.client_order_id, new_id(), request.symbol.upper(), request.side,
+            request.order_type, request.qty, 0, self.clock(), request.limit_price,
+            request.stop_price,
+            bracket=(bracket.stop_loss_ticks, bracket.profit_target_ticks) if bracket else None)
+
+    def _validate(self, request: OrderRequest) -> tuple[str, str] | None:
+        if request.client_order_id.endswith((STOP_LOSS_SUFFIX, PROFIT_TARGET_SUFFIX)):
+            return ("RESERVED_CLIENT_ORDER_ID",
+                    f"client order ids ending in {STOP_LOSS_SUFFIX} or "
+                    f"{PROFIT_TARGET_SUFFIX} name a bracket's exits")
+        try:
+            instrument = get_instrument(request.symbol)
+        except DomainError as exc:
+            return exc.code, exc.message
+        price = request.price
+        if price is not None and not instrument.is_on_grid(price):
+            return ("PRICE_OFF_TICK_GRID",
+                    f"{price} is not a multiple of {instrument.symbol}'s tick "
+                    f"{instrument.tick_size}")
+        return None
+
+    def _cancel(self, client_order_id: str) -> OrderReport | None:
+        order = self._state.orders.get(client_order_id)
+        if order is None:
+            return None
+        if order.is_open:
+            order.status = OrderStatus.CANCELED
+            order.message = "canceled on request"
+            self._save()
+        return self._state.report(order)
+
+    def _position(self, symbol: str) -> PositionReport:
+        book = self._state.book(symbol)
+        return PositionReport(symbol, book.qty, book.avg_price, book.realized_pnl, book.fees,
+                              book.lots)
+
+    # ---- fills ----
+
+    def _fill(self, order: SimOrder, ticks: int, instrument: Instrument, at: datetime,
+              exits_from_ns: int) -> FillReport:
+        """Fill `order` whole at `ticks`; its bracket's exits start working at
+        `exits_from_ns`; its OCO sibling is cancelled."""
+        state = self._state
+        price = instrument.from_ticks(ticks)
+        fee = self.fees.get(order.symbol, instrument.commission_per_side) * order.qty
+        fill = FillReport(new_id(), order.client_order_id, order.broker_order_id, order.symbol,
+                          order.side, order.qty, price, fee, at)
+        state.books[order.symbol], _ = apply_fill(state.book(order.symbol), order.side,
+                                                  order.qty, price, fee,
+                                                  instrument.point_value)
+        state.fills[fill.fill_id] = fill
+        order.fill_ids.append(fill.fill_id)
+        order.filled_qty = order.qty
+        order.status = OrderStatus.FILLED
+        sibling = state.orders.get(order.oco) if order.oco else None
+        if sibling is not None and sibling.is_open:
+            sibling.status = OrderStatus.CANCELED
+            sibling.message = f"one-cancels-other: {order.client_order_id} filled"
+        if order.bracket is not None:
+            self._open_bracket(order, ticks, instrument, at, exits_from_ns)
+        return fill
+
+    def _open_bracket(self, entry: SimOrder, entry_ticks: int, instrument: Instrument,
+                      at: datetime, active_from_ns: int) -> None:
+        assert entry.bracket is not None
+        stop, target = bracket_prices(entry.side, entry_ticks, *entry.bracket)
+        stop_id, target_id = bracket_ids(entry.client_order_id)
+        side = Side.SELL if entry.side is Side.BUY else Side.BUY
+        legs = []
+        if stop is not None:
+            legs.append(SimOrder(stop_id, new_id(), entry.symbol, side, OrderType.STOP,
+                                 entry.qty, self._state.take_seq(), at,
+                                 stop_price=instrument.from_ticks(stop)))
+        if target is not None:
+            legs.append(SimOrder(target_id, new_id(), entry.symbol, side, OrderType.LIMIT,
+                                 entry.qty, self._state.take_seq(), at,
+                                 limit_price=instrument.from_ticks(target)))
+        for leg in legs:
+            leg.parent = entry.client_order_id
+            leg.active_since_ns = active_from_ns
+            if len(legs) == 2:
+                leg.oco = target_id if leg.client_order_id == stop_id else stop_id
+            self._state.orders[leg.client_order_id] = leg
+
+    # ---- persistence, faults, telemetry ----
+
+    def _load(self) -> SimState:
+        raw = self.store.load(self.account_key)
+        return SimState.from_json(raw) if raw else SimState()
+
+    def _refresh(self) -> None:
+        if self._stale:
+            self._state = self._load()
+            self._stale = False
+
+    def _save(self) -> None:
+        state = self._state
+        expected = state.revision
+        state.compact(self.history_limit)
+        state.revision = expected + 1
+        try:
+            self.store.save(self.account_key, state.to_json(), expected)
+        except BrokerStateConflict:
+            self._stale = True
+            raise
+        except SQLAlchemyError as exc:
+            self._stale = True
+            raise BrokerTimeout(f"the broker's book could not be saved ({type(exc).__name__}): "
+                                "the outcome is unknown, query it") from exc
+
+    def _call(self, operation: str, work: Callable[[str | None], T]) -> T:
+        """Run one call under the fault plan; `work` receives an injected rejection code."""
+        started = time.perf_counter()
+        try:
+            fault = self.faults.draw(operation) if self.faults is not None else None
+            kind = fault.kind if fault is not None else None
+            if kind is BrokerFaultKind.DISCONNECT:
+                raise BrokerDisconnected(f"injected disconnect on {operation}")
+            if kind is BrokerFaultKind.DELAY:
+                assert fault is not None
+                self.sleep(fault.seconds)
+            if kind is BrokerFaultKind.LOSE_REQUEST:
+                raise BrokerTimeout(f"injected: the {operation} request was lost")
+            with self._lock:
+                self._refresh()
+                result = work(fault.code if kind is BrokerFaultKind.REJECT and fault else None)
+            if kind is BrokerFaultKind.DROP_ACK:
+                raise BrokerTimeout(f"injected: the {operation} acknowledgement was lost")
+        except BrokerError as error:
+            self._report(operation, started, error)
+            raise
+        self._report(operation, started, None)
+        return result
+
+    def _report(self, operation: str, started: float, error: BrokerError | None) -> None:
+        if self.observer is None:
+            return
+        problem = None
+        if error is not None:
+            code = (ErrorCode(error.reason) if error.reason in ErrorCode.__members__
+                    else ErrorCode.SERVER_ERROR)
+            problem = ProviderError(self.name, code, error.message)
+        self.observer.on_call(CallRecord(self.name, operation, error is None,
+                                         (time.perf_counter() - started) * 1000.0, 0,
+                                         self.clock(), problem))
+
+
+def _request_of(order: SimOrder) -> OrderRequest:
+    return OrderRequest(order.client_order_id, order.symbol, order.side, order.qty,
+                        order.order_type, order.limit_price, order.stop_price)
