@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,10 +19,12 @@ from botwarden.api.schemas.bots import (
     StrategySpec,
     TradingToggle,
 )
+from botwarden.clock import utcnow
 from botwarden.domain.errors import NotFound
 from botwarden.policy import Action
 from botwarden.services import bots as bot_service
-from botwarden.store.models import Bot, RiskConfig
+from botwarden.services.evidence import autonomy_scores
+from botwarden.store.models import Account, Bot, RiskConfig
 
 router = APIRouter(prefix="/api/bots", tags=["bots"])
 
@@ -34,7 +36,8 @@ def load_bot(session: Session, principal: Principal, bot_id: str) -> Bot:
     return bot
 
 
-def bot_out(bot: Bot, pnl: tuple[Any, Any], risk: RiskConfig | None = None) -> BotOut:
+def bot_out(bot: Bot, pnl: tuple[Any, Any], risk: RiskConfig | None = None,
+            autonomy_score: int | None = None) -> BotOut:
     return BotOut(
         id=bot.id, name=bot.name, strategy=StrategySpec(kind=bot.strategy_kind,
                                                         params=bot.strategy_params),
@@ -42,13 +45,21 @@ def bot_out(bot: Bot, pnl: tuple[Any, Any], risk: RiskConfig | None = None) -> B
         is_trading_enabled=bot.is_trading_enabled, kill_state=bot.kill_state,
         trading_state=bot.trading_state, live_pnl=pnl[0], sim_pnl=pnl[1],
         risk_config=risk.config if risk else None, created_at=bot.created_at,
-        updated_at=bot.updated_at,
+        updated_at=bot.updated_at, autonomy_score=autonomy_score,
     )
+
+
+def _autonomy(session: Session, bots: Sequence[Bot]) -> dict[str, int]:
+    account = session.get(Account, bots[0].account_id) if bots else None
+    if account is None:
+        return {}
+    scores = autonomy_scores(session, bots, account, now=utcnow())
+    return {bot_id: score.score for bot_id, score in scores.items()}
 
 
 def _one(session: Session, bot: Bot) -> BotOut:
     pnl = bot_service.pnl_by_bot(session, [bot.id])[bot.id]
-    return bot_out(bot, pnl, session.get(RiskConfig, bot.id))
+    return bot_out(bot, pnl, session.get(RiskConfig, bot.id), _autonomy(session, [bot]).get(bot.id))
 
 
 @router.post("", status_code=201, response_model=BotOut)
@@ -71,7 +82,8 @@ def list_bots(
         query = query.where(Bot.stage == stage.upper())
     bots = session.scalars(query).all()
     pnl = bot_service.pnl_by_bot(session, [b.id for b in bots])
-    return [bot_out(b, pnl[b.id]) for b in bots]
+    scores = _autonomy(session, bots)
+    return [bot_out(b, pnl[b.id], autonomy_score=scores.get(b.id)) for b in bots]
 
 
 @router.get("/{bot_id}", response_model=BotOut)
