@@ -20,6 +20,7 @@ from botwarden.trading.brokers.base import (
 )
 from botwarden.trading.brokers.faults import BrokerFaultKind, BrokerFaultPlan
 from botwarden.trading.brokers.paper import PaperBroker
+from botwarden.trading.brokers.shadow import BarQuotes, Quote, QuoteSource, ShadowBroker
 from botwarden.trading.brokers.state_store import (
     BrokerStateConflict,
     MemoryStateStore,
@@ -29,6 +30,7 @@ from botwarden.trading.brokers.state_store import (
 
 __all__ = [
     "Ack",
+    "BarQuotes",
     "Bracket",
     "Broker",
     "BrokerAuthError",
@@ -46,6 +48,9 @@ __all__ = [
     "OrderRequest",
     "PaperBroker",
     "PositionReport",
+    "Quote",
+    "QuoteSource",
+    "ShadowBroker",
     "SimulatedBroker",
     "SqlStateStore",
     "StateStore",
