@@ -107,3 +107,8 @@ app.add_typer(data_app, name="data")
 from botwarden.workers.cli import worker_command  # noqa: E402
 
 app.command("worker")(worker_command)
+from botwarden.research.commands import evolve_command, matrix_command, sweep_command  # noqa: E402
+
+app.command("sweep")(sweep_command)
+app.command("matrix")(matrix_command)
+app.command("evolve")(evolve_command)

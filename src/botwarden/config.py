@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     tradovate_username: str | None = None
     tradovate_password: SecretStr | None = None
     dask_scheduler: str | None = None
+    # Processes for research jobs when no Dask scheduler is set: 0 = one per core,
+    # 1 = in the job's own process.
+    research_workers: int = Field(default=0, ge=0)
 
     @property
     def is_production(self) -> bool:

@@ -12,6 +12,7 @@ from botwarden.api.errors import install_error_handlers
 from botwarden.api.guard import assert_every_mutation_guarded
 from botwarden.api.routers import auth, bots, health, kill, policy, users
 from botwarden.api.routers import integrations, market_context
+from botwarden.api.routers import research
 from botwarden.api.routers import autonomy, stages
 from botwarden.api.tracing import TraceIdMiddleware
 from botwarden.config import Settings, get_settings
@@ -20,6 +21,7 @@ from botwarden.store.db import make_engine, make_session_factory
 
 ROUTERS = [health.router, auth.router, users.router, bots.router, kill.router, policy.router]
 ROUTERS += [integrations.router, market_context.router]
+ROUTERS += [research.router]
 ROUTERS += [stages.router, autonomy.router]
 
 
