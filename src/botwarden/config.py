@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,15 @@ class Settings(BaseSettings):
     unusual_whales_api_key: SecretStr | None = None
     tradovate_username: str | None = None
     tradovate_password: SecretStr | None = None
+    # Tradovate API key (Settings > API Access) and the app it was issued to; `cid` is the
+    # key's client id, `sec` its secret. demo: demo.tradovateapi.com, live: live.tradovateapi.com.
+    tradovate_cid: str | None = None
+    tradovate_sec: SecretStr | None = None
+    tradovate_app_id: str = "Botwarden"
+    tradovate_app_version: str = "1.0"
+    tradovate_device_id: str | None = None
+    tradovate_environment: Literal["demo", "live"] = "demo"
+    tradovate_account: str | None = None  # account name to trade; default: the first active
     dask_scheduler: str | None = None
     # Processes for research jobs when no Dask scheduler is set: 0 = one per core,
     # 1 = in the job's own process.
