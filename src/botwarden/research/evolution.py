@@ -151,6 +151,8 @@ def run_evolution(
     split_ns = ref.start_ns + int((ref.end_ns - ref.start_ns) * (1.0 - test_fraction))
     segments = ((ref.start_ns, split_ns), (split_ns, ref.end_ns))
     kind = get_spec(spec.kind)
+    # Where Optuna's genetic samplers keep their own bookkeeping (BaseGASampler): each
+    # trial's generation, and each generation's parent population (trial ids).
     generation_key = NSGAIISampler._get_generation_key()
     parent_key = NSGAIISampler._get_parent_cache_key_prefix()
     history: list[dict[str, Any]] = []

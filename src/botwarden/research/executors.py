@@ -178,7 +178,7 @@ def make_executor(settings: Settings, workers: int | None = None) -> Executor:
     processes (default: the setting, 0 meaning one per core), in-process for one."""
     if settings.dask_scheduler:
         return DaskExecutor(settings.dask_scheduler)
-    count = workers or getattr(settings, "research_workers", 0) or os.cpu_count() or 1
+    count = workers or settings.research_workers or os.cpu_count() or 1
     return SerialExecutor() if count <= 1 else ProcessPoolExecutor(count)
 
 
