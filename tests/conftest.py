@@ -91,5 +91,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         data_dir=tmp_path / "data",
         run_workers=False,
+        integration_checks=False,
+        demo_data=False,
         log_json=False,
     )

@@ -92,6 +92,10 @@ def serve(
         from botwarden.store.migrate import upgrade
 
         upgrade(settings.database_url)
+    if settings.demo_data and not settings.is_production:
+        from botwarden.data.synth import ensure_demo_data
+
+        ensure_demo_data(settings)
     application = create_app(settings)
     uvicorn.run(application, host=host or settings.host, port=port or settings.port,
                 log_level="warning", access_log=False)
@@ -107,6 +111,9 @@ app.add_typer(data_app, name="data")
 from botwarden.workers.cli import worker_command  # noqa: E402
 
 app.command("worker")(worker_command)
+from botwarden.data.econ_calendar_cli import app as calendar_app  # noqa: E402
+
+app.add_typer(calendar_app, name="calendar")
 from botwarden.research.commands import evolve_command, matrix_command, sweep_command  # noqa: E402
 
 app.command("sweep")(sweep_command)

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     totp_window_minutes: float = 5.0
 
     run_workers: bool = True
+    # Check every integration's keys and entitlement at start-up (in the background).
+    integration_checks: bool = True
+    # `botwarden serve` writes seeded synthetic MES and MNQ bars when the store has none,
+    # so a fresh clone trades offline. Never in production.
+    demo_data: bool = True
 
     # Jobs, workers and self-healing loops (domain.md, "Jobs"). Durations in seconds.
     worker_concurrency: int = 4  # threads for short jobs in one worker process

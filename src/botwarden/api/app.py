@@ -11,18 +11,21 @@ from botwarden import __version__
 from botwarden.api.errors import install_error_handlers
 from botwarden.api.guard import assert_every_mutation_guarded
 from botwarden.api.routers import auth, bots, health, kill, policy, users
-from botwarden.api.routers import integrations, market_context
+from botwarden.api.routers import integrations, market_context, record
 from botwarden.api.routers import research
-from botwarden.api.routers import autonomy, stages
+from botwarden.api.routers import autonomy, jobs, stages
+from botwarden.api.routers.integrations import start_integration_checks
 from botwarden.api.tracing import TraceIdMiddleware
 from botwarden.config import Settings, get_settings
 from botwarden.logging import configure_logging
 from botwarden.store.db import make_engine, make_session_factory
+from botwarden.workers.background import start_background
 
 ROUTERS = [health.router, auth.router, users.router, bots.router, kill.router, policy.router]
 ROUTERS += [integrations.router, market_context.router]
+ROUTERS += [record.router]
 ROUTERS += [research.router]
-ROUTERS += [stages.router, autonomy.router]
+ROUTERS += [stages.router, autonomy.router, jobs.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,8 +37,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+        # Workers and loops run in this process unless turned off (`serve --no-workers`,
+        # or separate `botwarden worker` processes on the same database).
+        background = start_background(settings) if settings.run_workers else None
+        if settings.integration_checks:
+            start_integration_checks(app)
+        try:
+            yield
+        finally:
+            flusher = getattr(app.state, "integrations_flusher", None)
+            if flusher is not None:
+                flusher.set()
+            if background is not None:
+                background.stop()
+            engine.dispose()
 
     app = FastAPI(title="Botwarden", version=__version__, lifespan=lifespan,
                   description="Run a fleet of futures trading bots autonomously and safely.")
