@@ -276,3 +276,20 @@ def test_reports_feed_reconcile(api: respx.MockRouter, broker: TradovateBroker) 
         (ActionKind.ADOPT_STATUS, "bw-c-1"),
         (ActionKind.CANCEL_AT_BROKER, f"tradovate:{FOREIGN}")]
     assert result.fixable
+
+
+def test_a_resend_of_a_rejected_order_is_rejected_again(api: respx.MockRouter,
+                                                        broker: TradovateBroker) -> None:
+    api["commands"].mock(return_value=httpx.Response(200, json=[
+        {"id": 9940, "orderId": 8812347790, "clOrdId": "bw-r", "commandType": "New",
+         "commandStatus": "RiskRejected", "timestamp": "2025-12-01T15:32:10.001Z"}]))
+    api.get("/order/item", params={"id": 8812347790}).mock(
+        return_value=ok("order_item_rejected.json"))
+    api.get("/orderVersion/deps").mock(return_value=httpx.Response(200, json=[]))
+    api.get("/fill/deps").mock(return_value=httpx.Response(200, json=[]))
+    with pytest.raises(BrokerRejected) as caught:
+        broker.submit(market_buy("bw-r"))
+    assert caught.value.code == "Rejected"
+    report = broker.query_order("bw-r")
+    assert report is not None and report.status is OrderStatus.REJECTED
+    assert api["place"].call_count == 0

@@ -52,13 +52,15 @@ class PaperBroker(SimulatedBrokerCore):
         slip = self.slippage_ticks
         # 1. market orders at the open, in the order they were sent (a reversal's exit first);
         #    their brackets work from this open on.
+        working = state.working(symbol)
         fills = [self._fill(order, market_fill(order.side, tick_bar, slip), instrument, at,
                             exits_from_ns=tick_bar.ts)
-                 for order in state.working(symbol, OrderType.MARKET)]
+                 for order in working if order.order_type is OrderType.MARKET]
         # 2. resting orders: stops before limits. An exit opened by a fill inside this bar
         #    starts working after it (ts + 1): the bar's path after that fill is unknown.
+        resting = state.working(symbol) if fills else working
         for order_type in (OrderType.STOP, OrderType.LIMIT):
-            for order in state.working(symbol, order_type):
+            for order in [o for o in resting if o.order_type is order_type]:
                 since = order.active_since_ns
                 if not order.is_open or (since is not None and since > tick_bar.ts):
                     continue

@@ -54,7 +54,7 @@ class SimOrder:
         return all(getattr(self, k) == getattr(other, k) for k in keys)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        encoded = {
             "cid": self.client_order_id, "bid": self.broker_order_id, "sym": self.symbol,
             "side": self.side.value, "type": self.order_type.value, "qty": self.qty,
             "seq": self.seq, "created": self.created_at.isoformat(),
@@ -64,6 +64,7 @@ class SimOrder:
             "oco": self.oco, "active_ns": self.active_since_ns, "reject": self.reject_code,
             "msg": self.message,
         }
+        return {k: v for k, v in encoded.items() if v is not None}  # smaller rows, faster saves
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SimOrder:
@@ -71,7 +72,7 @@ class SimOrder:
         return cls(
             d["cid"], d["bid"], d["sym"], Side(d["side"]), OrderType(d["type"]), d["qty"],
             d["seq"], datetime.fromisoformat(d["created"]), _d(d.get("limit")),
-            _d(d.get("stop")), OrderStatus(d["status"]), d["filled"], list(d["fills"]),
+            _d(d.get("stop")), OrderStatus(d["status"]), d["filled"], list(d.get("fills", [])),
             (bracket[0], bracket[1]) if bracket else None, d.get("parent"), d.get("oco"),
             d.get("active_ns"), d.get("reject"), d.get("msg"),
         )
@@ -106,6 +107,9 @@ class SimState:
     fills: dict[str, FillReport] = field(default_factory=dict)  # by fill id, in time order
     books: dict[str, Book] = field(default_factory=dict)
     last_bars: dict[str, Bar] = field(default_factory=dict)
+    # JSON of finished orders and of fills: they never change again, so each is encoded once
+    # (a save re-encodes only the orders still working).
+    _encoded: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def book(self, symbol: str) -> Book:
         return self.books.get(symbol, Book())
@@ -142,16 +146,34 @@ class SimState:
             return
         gone = {o.client_order_id for o in finished[:excess]}
         self.orders = {k: o for k, o in self.orders.items() if k not in gone}
-        self.fills = {k: f for k, f in self.fills.items() if f.client_order_id not in gone}
+        dropped = [k for k, f in self.fills.items() if f.client_order_id in gone]
+        for key in [f"o:{cid}" for cid in gone] + [f"f:{fid}" for fid in dropped]:
+            self._encoded.pop(key, None)
+        for key in dropped:
+            del self.fills[key]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT, "revision": self.revision, "next_seq": self.next_seq,
-            "orders": [o.to_json() for o in self.orders.values()],
-            "fills": [fill_to_json(f) for f in self.fills.values()],
+            "orders": [self._order_json(o) for o in self.orders.values()],
+            "fills": [self._fill_json(f) for f in self.fills.values()],
             "books": {s: book_to_json(b) for s, b in self.books.items()},
             "last_bars": {s: list(b) for s, b in self.last_bars.items()},
         }
+
+    def _order_json(self, order: SimOrder) -> dict[str, Any]:
+        if order.is_open:
+            return order.to_json()
+        key = "o:" + order.client_order_id
+        if key not in self._encoded:
+            self._encoded[key] = order.to_json()
+        return self._encoded[key]
+
+    def _fill_json(self, fill: FillReport) -> dict[str, Any]:
+        key = "f:" + fill.fill_id
+        if key not in self._encoded:
+            self._encoded[key] = fill_to_json(fill)
+        return self._encoded[key]
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SimState:

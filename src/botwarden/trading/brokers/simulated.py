@@ -5,7 +5,14 @@ the shadow broker at the quoted bid and ask.
 
 Every change is saved (the whole book, one row per account key) before the call returns; a
 save that fails leaves the outcome unknown (BrokerTimeout) and the next call reloads the
-book from the store, so memory never runs ahead of what a restart would find.
+book from the store, so memory never runs ahead of what a restart would find. A bar that
+changes nothing is not saved: matching is deterministic, so after a restart the same bar
+again changes nothing again.
+
+The book remembers the last `history_limit` finished orders (default 100) and their fills,
+besides everything still working: exactly-once holds for every client id it remembers. An
+order manager resends only recent intents (PENDING or UNRESOLVED), and a paper broker fills
+only while its runner feeds it bars, so nothing older is ever needed.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ class SimulatedBrokerCore(ABC):
         observer: CallObserver | None = None,
         clock: Clock = utcnow,
         sleep: Callable[[float], None] = time.sleep,
-        history_limit: int = 1000,
+        history_limit: int = 100,
     ) -> None:
         self.account_key = account_key
         self.store = store

@@ -53,15 +53,18 @@ class SqlStateStore:
 
     def save(self, account_key: str, state: State, expected_revision: int) -> None:
         with write_transaction(self.engine) as conn:
-            stored = conn.execute(
-                sa.select(Row.state).where(Row.account_key == account_key).with_for_update()
-            ).scalar_one_or_none()
-            if _revision(stored) != expected_revision:
+            # Only the revision is read (json_extract / ->>), not the whole book.
+            row = conn.execute(
+                sa.select(Row.state["revision"].as_integer())
+                .where(Row.account_key == account_key).with_for_update()
+            ).first()
+            stored = 0 if row is None else int(row[0] or 0)
+            if stored != expected_revision:
                 raise BrokerStateConflict(
-                    f"paper broker state {account_key!r} is at revision {_revision(stored)}, "
+                    f"paper broker state {account_key!r} is at revision {stored}, "
                     f"this broker expected {expected_revision}: one broker per account key")
             values = {"state": state, "updated_at": self.clock()}
-            if stored is None:
+            if row is None:
                 conn.execute(sa.insert(Row).values(account_key=account_key, **values))
             else:
                 conn.execute(sa.update(Row).where(Row.account_key == account_key)
