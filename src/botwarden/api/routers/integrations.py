@@ -195,8 +195,10 @@ def list_integrations(
 @router.post("/{name}/verify", response_model=VerifyResponse)
 def verify_integration(
     name: str,
-    ctx: Guarded = Depends(guard(Action.INTEGRATION_VERIFY)),
+    # The registry first: building it writes through its own connection, which must not
+    # wait on the guard's transaction (on SQLite that holds the write lock from BEGIN).
     registry: IntegrationRegistry = Depends(get_registry),
+    ctx: Guarded = Depends(guard(Action.INTEGRATION_VERIFY)),
 ) -> VerifyResponse:
     if not registry.has(name):
         raise NotFound("integration")
