@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.orm import Session
 
+from botwarden.clock import as_utc
 from botwarden.domain.errors import DomainError, NotFound
 from botwarden.domain.job_machine import HELD, JobReason, Transition, check_transition
 from botwarden.domain.jobs import JobStatus, JobType
@@ -152,11 +153,17 @@ def claim_jobs(
                 lease_expires_at=now + timedelta(seconds=lease_seconds), run_after=None,
                 attempts=jobs.c.attempts + 1, started_at=now, last_heartbeat_at=now)
         .returning(jobs.c.id, jobs.c.account_id, jobs.c.bot_id, jobs.c.job_type,
-                   jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts, jobs.c.trace_id)
+                   jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts, jobs.c.trace_id,
+                   jobs.c.created_at)
     )
     rows = conn.execute(claim).all()
     if rows:
-        conn.execute(sa.insert(events), [_event(r.id, t, owner, r.trace_id, now) for r in rows])
+        # `now` was read before the claim's snapshot, so a job created (and committed) in
+        # between is newer than `now`: date its claim event no earlier than its creation,
+        # so a job's trail always sorts in the order it happened.
+        conn.execute(sa.insert(events), [_event(r.id, t, owner, r.trace_id,
+                                                max(now, as_utc(r.created_at)))
+                                         for r in rows])
     return [ClaimedJob(r.id, r.account_id, r.bot_id, JobType(r.job_type), r.payload,
                        r.attempts, r.max_attempts, r.trace_id, now, Lease(r.id, token))
             for r in sorted(rows, key=lambda r: r.id)]
