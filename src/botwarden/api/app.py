@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from botwarden import __version__
 from botwarden.api.errors import install_error_handlers
 from botwarden.api.guard import assert_every_mutation_guarded
+from botwarden.api.metrics import MetricsMiddleware
+from botwarden.api.ratelimit import RateLimiter
 from botwarden.api.routers import auth, bots, health, kill, policy, users
 from botwarden.api.routers import integrations, market_context, record
 from botwarden.api.routers import research
@@ -34,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.is_production and "insecure" in settings.secret_key.get_secret_value():
         raise RuntimeError("BOTWARDEN_SECRET_KEY must be set in production")
     engine = make_engine(settings.database_url)
+    limiter = RateLimiter.from_settings(settings)  # shared by every process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,13 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if background is not None:
                 background.stop()
             engine.dispose()
+            limiter.close()
 
     app = FastAPI(title="Botwarden", version=__version__, lifespan=lifespan,
                   description="Run a fleet of futures trading bots autonomously and safely.")
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.rate_limiter = limiter  # the guard charges it on rate-limited actions
     app.add_middleware(TraceIdMiddleware)
+    app.add_middleware(MetricsMiddleware)  # outermost: times the whole request
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from botwarden.api.errors import ApiError
@@ -34,7 +37,40 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
+async def sqlite_writer_turn(request: Request) -> AsyncIterator[None]:
+    """On SQLite, one mutation of this process at a time, queued on the event loop.
+
+    SQLite has one writer, and a mutation holds the write lock from its first query to its
+    commit, across several hops between the event loop and worker threads. Were the others
+    to wait for it inside worker threads (in SQLite's busy handler), enough of them would
+    take every thread of the pool while the holder waits for one to go on: under 32
+    concurrent mutations the server stalled for the busy timeout. Waiting here takes no
+    thread, and leaves SQLite's own lock to arbitrate between processes only."""
+    engine = request.app.state.engine
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    async with _writer_turn(engine):
+        yield
+
+
+# Per event loop (an asyncio lock belongs to one), per engine; used on the loop only.
+_TURNS: WeakKeyDictionary[asyncio.AbstractEventLoop, WeakKeyDictionary[Engine, asyncio.Lock]] = (
+    WeakKeyDictionary())
+
+
+def _writer_turn(engine: Engine) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    if loop not in _TURNS:
+        _TURNS[loop] = WeakKeyDictionary()
+    if engine not in _TURNS[loop]:
+        _TURNS[loop][engine] = asyncio.Lock()
+    return _TURNS[loop][engine]
+
+
+def get_write_session(
+    request: Request, _turn: None = Depends(sqlite_writer_turn)
+) -> Iterator[Session]:
     """A session for a mutation. On SQLite its first transaction takes the write lock at
     BEGIN (IMMEDIATE): a transaction that reads (the guard's checks) and then writes would
     otherwise fail at once whenever another writer committed in between."""

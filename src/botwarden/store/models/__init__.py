@@ -11,6 +11,7 @@ from botwarden.store.models.audit import (
 from botwarden.store.models.base import Base
 from botwarden.store.models.bots import Bot, CircuitBreaker, KillEvent, RiskConfig
 from botwarden.store.models.jobs import BotJob, JobRunEvent, SchedulerTask, Worker
+from botwarden.store.models.ratelimit import RateLimitHit
 from botwarden.store.models.research import EvolutionIndividual, ResearchRun
 from botwarden.store.models.trading import (
     EquitySnapshot,
@@ -27,6 +28,7 @@ __all__ = [
     "Account", "ApiToken", "Approval", "AuditLog", "Base", "Bot", "BotJob", "CircuitBreaker",
     "EconomicEvent", "EquitySnapshot", "EvolutionIndividual", "Fill", "IntegrationEvent",
     "IntegrationStatus", "IntegrationTelemetry", "JobRunEvent", "KillEvent", "LoginFailure",
-    "Order", "PaperBrokerState", "Position", "ResearchRun", "RiskConfig", "RunnerState",
+    "Order", "PaperBrokerState", "Position", "RateLimitHit",
+    "ResearchRun", "RiskConfig", "RunnerState",
     "SchedulerTask", "Trace", "TradeLog", "User", "Worker",
 ]
