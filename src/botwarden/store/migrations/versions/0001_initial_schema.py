@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:10:04.073219
+Create Date: 2026-11-25 16:47:29.661609
 """
 
 from __future__ import annotations
@@ -128,6 +128,23 @@ def upgrade() -> None:
         sa.Column("updated_at", botwarden.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("account_key", name=op.f("pk_paper_broker_state")),
     )
+    op.create_table(
+        "rate_limit_hits",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("bucket", sa.String(length=200), nullable=False),
+        sa.Column("hit_at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_limit_hits")),
+    )
+    with op.batch_alter_table("rate_limit_hits", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_rate_limit_hits_bucket_hit_at", ["bucket", "hit_at_ms"], unique=False
+        )
+
     op.create_table(
         "scheduler_tasks",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -900,6 +917,10 @@ def downgrade() -> None:
     op.drop_table("audit_log")
     op.drop_table("workers")
     op.drop_table("scheduler_tasks")
+    with op.batch_alter_table("rate_limit_hits", schema=None) as batch_op:
+        batch_op.drop_index("ix_rate_limit_hits_bucket_hit_at")
+
+    op.drop_table("rate_limit_hits")
     op.drop_table("paper_broker_state")
     with op.batch_alter_table("login_failures", schema=None) as batch_op:
         batch_op.drop_index("ix_login_failures_key_created")
