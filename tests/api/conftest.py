@@ -19,7 +19,8 @@ from botwarden.services.accounts import add_user, create_account, issue_token
 
 VALID_RISK = {"max_contracts_per_order": 1, "max_position_contracts": 2,
               "max_daily_loss_usd": "500", "max_drawdown_pct": "10"}
-VALID_BOT = {"name": "mes-sma", "strategy": {"kind": "sma_cross", "params": {"fast": 5, "slow": 20}},
+VALID_BOT = {"name": "mes-sma",
+             "strategy": {"kind": "sma_cross", "params": {"fast": 5, "slow": 20}},
              "symbol": "MES", "timeframe": "1m", "risk_config": VALID_RISK}
 
 

@@ -80,7 +80,8 @@ def test_account_kill_switch_halts_every_bot(
     for bot_id in ids:
         assert client.get(f"/api/bots/{bot_id}/kill-state",
                           headers=user.headers).json()["state"] == "HARD_KILLED"
-    assert client.get(f"/api/bots/{other_bot}", headers=other.headers).json()["kill_state"] == "NONE"
+    other_state = client.get(f"/api/bots/{other_bot}", headers=other.headers).json()
+    assert other_state["kill_state"] == "NONE"
     # While engaged, nothing comes back to life.
     revived = client.post(f"/api/bots/{ids[1]}/resurrect", json={}, headers=user.headers)
     assert revived.status_code == 409

@@ -12,10 +12,21 @@ from botwarden.api.errors import install_error_handlers
 from botwarden.api.guard import assert_every_mutation_guarded
 from botwarden.api.metrics import MetricsMiddleware
 from botwarden.api.ratelimit import RateLimiter
-from botwarden.api.routers import auth, bots, health, kill, policy, users
-from botwarden.api.routers import integrations, market_context, record
-from botwarden.api.routers import research
-from botwarden.api.routers import autonomy, jobs, stages
+from botwarden.api.routers import (
+    auth,
+    autonomy,
+    bots,
+    health,
+    integrations,
+    jobs,
+    kill,
+    market_context,
+    policy,
+    record,
+    research,
+    stages,
+    users,
+)
 from botwarden.api.routers.integrations import start_integration_checks
 from botwarden.api.tracing import TraceIdMiddleware
 from botwarden.config import Settings, get_settings

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
-from sqlalchemy import exc as sa_exc
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from botwarden.api.tracing import current_trace_id
@@ -101,4 +101,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled_error", error=repr(exc), path=request.url.path, exc_info=exc)
-        return envelope(500, "INTERNAL", "internal error", "Retry; report the trace id if it persists.")
+        return envelope(500, "INTERNAL", "internal error",
+                        "Retry; report the trace id if it persists.")

@@ -182,12 +182,11 @@ def _market_checks(
     order: OrderIntent, bot: BotRisk, account: AccountRisk, market: MarketFacts,
     limits: RiskLimits, reducing: bool,
 ) -> RiskVerdict:
-    if market.last_bar_time is None or (
-        (market.now - market.last_bar_time).total_seconds() > 2 * market.bar_seconds
-    ):
-        if not (reducing and order.is_system_flatten):
-            return _deny("STALE_DATA", "last bar is older than 2 bar intervals",
-                         "Check the data provider (GET /api/integrations).")
+    stale = market.last_bar_time is None or (
+        (market.now - market.last_bar_time).total_seconds() > 2 * market.bar_seconds)
+    if stale and not (reducing and order.is_system_flatten):
+        return _deny("STALE_DATA", "last bar is older than 2 bar intervals",
+                     "Check the data provider (GET /api/integrations).")
     if not market.session_open:
         return _deny("OUTSIDE_SESSION", "the market is closed", "Wait for the session to open.")
     if (not reducing and market.minutes_to_close is not None

@@ -150,8 +150,10 @@ def _bot_rules(
         return _step_up_denial(checks)
     if (act in (Action.RUNNER_START, Action.RUNNER_RESTART) and bot.stage in REAL_MONEY_STAGES
             and not bot.is_trading_enabled):
-        return _deny("LIVE_TRADING_DISABLED", f"live trading is OFF for this {bot.stage.value} bot",
-                     "Enable it with POST /api/bots/{id}/trading {\"enabled\": true} (2FA step-up).",
+        return _deny("LIVE_TRADING_DISABLED",
+                     f"live trading is OFF for this {bot.stage.value} bot",
+                     'Enable it with POST /api/bots/{id}/trading {"enabled": true} '
+                     "(2FA step-up).",
                      409, checks)
     checks.append("live_trading")
     return None

@@ -79,10 +79,10 @@ def set_risk_config(session: Session, bot: Bot, raw: dict[str, Any]) -> RiskConf
 
 
 def update_bot(session: Session, bot: Bot, changes: dict[str, Any]) -> Bot:
-    if "symbol" in changes or "strategy" in changes or "timeframe" in changes:
-        if bot.stage != Stage.TRIALS.value and _has_open_orders(session, bot.id):
-            raise DomainError("BOT_BUSY", "cannot change symbol or strategy with working orders",
-                              "Stop the runner and let orders settle first.")
+    reshapes = "symbol" in changes or "strategy" in changes or "timeframe" in changes
+    if reshapes and bot.stage != Stage.TRIALS.value and _has_open_orders(session, bot.id):
+        raise DomainError("BOT_BUSY", "cannot change symbol or strategy with working orders",
+                          "Stop the runner and let orders settle first.")
     if changes.get("name") is not None:
         bot.name = changes["name"]
     if changes.get("symbol") is not None:

@@ -102,7 +102,8 @@ def engage(body: KillSwitchRequest,
     killed = kill_service.engage_kill_switch(ctx.session, ctx.account, reason=body.reason,
                                              actor=ctx.actor_label, trace_id=ctx.trace_id)
     ctx.commit()
-    halt = [r for bot in killed for r in kill_service.run_halt_hooks(ctx.session, bot, ctx.trace_id)]
+    halt = [report for bot in killed
+            for report in kill_service.run_halt_hooks(ctx.session, bot, ctx.trace_id)]
     return KillSwitchOut(engaged=True, engaged_at=ctx.account.kill_switch_at,
                          bots_killed=[b.id for b in killed], halt=halt)
 

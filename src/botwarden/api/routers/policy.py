@@ -50,7 +50,8 @@ def dry_run(body: DryRunRequest,
                       bot=bot_facts(bot) if bot else None, params=body.params, now=utcnow())
     ctx.audit.detail = {"dry_run_of": body.action, "allowed": decision.allowed,
                         "reason_code": decision.reason_code}
-    ctx.audit.target_type, ctx.audit.target_id = ("bot", body.bot_id) if body.bot_id else (None, None)
+    if body.bot_id:
+        ctx.audit.target_type, ctx.audit.target_id = "bot", body.bot_id
     ctx.commit()
     return DryRunOut(allowed=decision.allowed, action=body.action,
                      reason_code=decision.reason_code, message=decision.message, fix=decision.fix,

@@ -20,7 +20,8 @@ class Account(Base):
     name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     # "standard" applies domain.md's gates; "demo" is the lighter, declared demo profile.
     gate_profile: Mapped[str] = mapped_column(sa.String(32), nullable=False, default="standard")
-    starting_capital: Mapped[Decimal] = mapped_column(Money(), nullable=False, default=Decimal(50000))
+    starting_capital: Mapped[Decimal] = mapped_column(Money(), nullable=False,
+                                                      default=Decimal(50000))
     kill_switch_engaged: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     kill_switch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = now_column()

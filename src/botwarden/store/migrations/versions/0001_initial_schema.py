@@ -8,12 +8,11 @@ Create Date: 2026-11-25 16:47:29.661609
 from __future__ import annotations
 
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
-from alembic import op
 
 import botwarden.store.types
-from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
