@@ -17,6 +17,20 @@ from botwarden.clock import Clock, utcnow
 from botwarden.data.providers.errors import ErrorCode, ProviderError
 
 
+def rule_applies(operations: frozenset[str] | None, remaining: int | None,
+                 start: datetime | None, end: datetime | None,
+                 operation: str, now: datetime) -> bool:
+    """Whether a scripted fault rule covers this call: its operation, count and time window.
+    Provider faults and broker faults (trading/brokers/faults.py) share this rule."""
+    if operations is not None and operation not in operations:
+        return False
+    if remaining is not None and remaining <= 0:
+        return False
+    if start is not None and now < start:
+        return False
+    return end is None or now < end
+
+
 class FaultKind(StrEnum):
     RATE_LIMIT = "RATE_LIMIT"  # HTTP 429
     TIMEOUT = "TIMEOUT"
@@ -39,13 +53,8 @@ class FaultRule:
     retry_after: float | None = None
 
     def applies(self, operation: str, now: datetime) -> bool:
-        if self.operations is not None and operation not in self.operations:
-            return False
-        if self.remaining is not None and self.remaining <= 0:
-            return False
-        if self.start is not None and now < self.start:
-            return False
-        return self.end is None or now < self.end
+        return rule_applies(self.operations, self.remaining, self.start, self.end,
+                            operation, now)
 
 
 class FaultPlan:

@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from botwarden.clock import Clock, utcnow
+from botwarden.data.providers.faults import rule_applies
 
 ORDER_ENTRY = frozenset({"submit"})
 EVERY_CALL: frozenset[str] | None = None
@@ -59,13 +60,8 @@ class BrokerFaultRule:
     seconds: float = 0.0  # DELAY
 
     def applies(self, operation: str, now: datetime) -> bool:
-        if self.operations is not None and operation not in self.operations:
-            return False
-        if self.remaining is not None and self.remaining <= 0:
-            return False
-        if self.start is not None and now < self.start:
-            return False
-        return self.end is None or now < self.end
+        return rule_applies(self.operations, self.remaining, self.start, self.end,
+                            operation, now)
 
 
 class BrokerFaultPlan:
