@@ -169,9 +169,9 @@ class RunnerState(Base):
     last_bar_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last bar's close: the mark for unrealised PnL read by the risk monitor.
     last_price: Mapped[Decimal | None] = mapped_column(Money())
-    # The replay clock's lag behind the wall clock when the runner last wrote (seconds):
-    # market time = wall time - lag. 0 for live data.
-    clock_lag_seconds: Mapped[float] = mapped_column(sa.Float, nullable=False, default=0.0)
+    # Wall-clock seconds expected between two bars: the bar interval, divided by the replay
+    # speed when replaying. Data is stale when no bar came for twice this (updated_at).
+    bar_wall_seconds: Mapped[float] = mapped_column(sa.Float, nullable=False, default=60.0)
     state: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     updated_at: Mapped[datetime] = now_column()
 
