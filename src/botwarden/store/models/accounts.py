@@ -22,6 +22,10 @@ class Account(Base):
     gate_profile: Mapped[str] = mapped_column(sa.String(32), nullable=False, default="standard")
     starting_capital: Mapped[Decimal] = mapped_column(Money(), nullable=False,
                                                       default=Decimal(50000))
+    # Account-wide cap on contracts held plus working across all its bots (None: no cap).
+    # Checked inside the transaction that persists each order intent, under a lock on this
+    # row, so two bots racing cannot exceed it together.
+    max_contracts: Mapped[int | None] = mapped_column(sa.Integer)
     kill_switch_engaged: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     kill_switch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = now_column()

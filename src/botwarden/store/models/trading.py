@@ -41,6 +41,8 @@ class Order(Base):
     filled_qty: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     avg_fill_price: Mapped[Decimal | None] = mapped_column(Money())
     reduce_only: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    # A bracket's exit (stop-loss, profit target) names the entry it protects.
+    parent_client_order_id: Mapped[str | None] = mapped_column(sa.String(64))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     reject_code: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = now_column()
