@@ -56,6 +56,10 @@ class AccountRisk:
     starting_capital: Decimal
     equity: Decimal
     equity_peak: Decimal
+    # Contracts held plus working (entries) across every bot of the account, and the
+    # account-wide cap on them (None: no cap).
+    open_contracts: int = 0
+    max_contracts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,14 @@ def reduces_position(order: OrderIntent, bot: BotRisk) -> bool:
     if bot.position < 0 and order.side is Side.BUY:
         return order.qty + bot.working_buy <= -bot.position
     return False
+
+
+def order_signature(order: OrderIntent, reducing: bool) -> tuple[str, int, str, str]:
+    """What makes two orders "identical" for DUPLICATE_ORDER. Whether the order reduces the
+    position is part of it: a reversal's exit and its new entry are two distinct orders
+    of the same side and size, sent together on purpose."""
+    kind = order.order_type.value + (":reduce" if reducing else "")
+    return (order.side.value, order.qty, kind, str(order.limit_price))
 
 
 def _deny(code: str, message: str, fix: str) -> RiskVerdict:
@@ -146,6 +158,12 @@ def _limit_checks(
             return _deny("MAX_POSITION",
                          f"position with working orders would reach {exposure}",
                          f"Stay within {limits.max_position_contracts} contracts.")
+        if (account.max_contracts is not None
+                and account.open_contracts + order.qty > account.max_contracts):
+            return _deny("MAX_POSITION",
+                         f"the account's bots would hold {account.open_contracts + order.qty} "
+                         f"contracts, over the account cap of {account.max_contracts}",
+                         "Wait for other bots to reduce, or raise the account's cap.")
         loss = -bot.daily_pnl
         pct_limit = bot.capital * limits.max_daily_loss_pct / 100
         if loss >= limits.max_daily_loss_usd or (bot.capital > 0 and loss >= pct_limit):
@@ -161,7 +179,7 @@ def _limit_checks(
     if order.client_order_id in seen_client_ids:
         return _deny("DUPLICATE_ORDER", "client order id already seen",
                      "Query the broker for the existing order instead of resending.")
-    signature = (order.side.value, order.qty, order.order_type.value, str(order.limit_price))
+    signature = order_signature(order, reducing)
     if (bot.last_order_signature == signature and bot.last_order_time is not None
             and (market.now - bot.last_order_time).total_seconds() < DUPLICATE_WINDOW_SECONDS):
         return _deny("DUPLICATE_ORDER", "identical order within 1 s",
