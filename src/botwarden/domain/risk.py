@@ -49,6 +49,9 @@ class BotRisk:
     recent_order_times: tuple[datetime, ...] = ()  # sent orders, any order
     last_order_signature: tuple[str, int, str, str] | None = None
     last_order_time: datetime | None = None
+    # The post-trade monitor's verdict: REDUCING admits risk-reducing orders only, HALTED
+    # only the system's flatten.
+    trading_state: TradingState = TradingState.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,12 @@ def check_order(
         if not (soft_ok or hard_ok):
             return _deny("KILLED", f"bot is {bot.kill_state.value}",
                          "Only risk-reducing orders are allowed; resurrect the bot to trade.")
+    if bot.trading_state is TradingState.HALTED and not (order.is_system_flatten and reducing):
+        return _deny("TRADING_HALTED", "the risk monitor halted the bot",
+                     "Only the system's flatten runs; review the bot's losses.")
+    if bot.trading_state is TradingState.REDUCING and not reducing:
+        return _deny("TRADING_REDUCING", "the risk monitor allows risk-reducing orders only",
+                     "Wait until the daily loss or drawdown is back under its band.")
     if bot.stage in REAL_MONEY_STAGES and not bot.is_trading_enabled and not reducing:
         return _deny("TRADING_DISABLED", f"{bot.stage.value} order while live trading is OFF",
                      "Enable live trading for the bot (2FA step-up).")

@@ -29,6 +29,9 @@ class RiskLimits:
     flatten_before_close_minutes: int = 15
     news_blackout_minutes: int = 10
     flatten_intraday: bool = True
+    # The bot's allocated capital, the base of its % limits and bands; None: the account's
+    # starting capital.
+    capital_usd: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
@@ -40,9 +43,11 @@ _INT_FIELDS = {"max_contracts_per_order", "max_position_contracts", "stop_loss_t
 _BOOL_FIELDS = {"flatten_intraday"}
 _POSITIVE = {"max_contracts_per_order", "max_position_contracts", "max_daily_loss_usd",
              "max_drawdown_pct", "max_daily_loss_pct", "stop_loss_ticks", "profit_target_ticks",
-             "max_orders_per_minute", "max_orders_per_second", "price_collar_pct"}
+             "max_orders_per_minute", "max_orders_per_second", "price_collar_pct",
+             "capital_usd"}
 _PERCENT = {"max_drawdown_pct", "max_daily_loss_pct", "price_collar_pct"}
-# When a bigger value means more risk; the others (none so far) would be the reverse.
+# When a bigger value means more risk; the others (none so far) would be the reverse. More
+# capital is more risk too: it is the base the % limits and bands are taken of.
 LOOSER_WHEN_HIGHER = tuple(f.name for f in fields(RiskLimits) if f.name not in _BOOL_FIELDS)
 
 
