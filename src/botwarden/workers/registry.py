@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 JobHandler = Callable[["JobContext"], dict[str, Any] | None]
 
 # Modules whose import registers the production handlers (research, trading, promotion).
-HANDLER_MODULES: tuple[str, ...] = ("botwarden.research.jobs",)
+HANDLER_MODULES: tuple[str, ...] = ("botwarden.research.jobs", "botwarden.trading.jobs")
 
 
 class HandlerRegistry:

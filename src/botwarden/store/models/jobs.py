@@ -13,6 +13,10 @@ from botwarden.store.models.base import Base, now_column, one_of, pk
 from botwarden.store.types import JSONType, UTCDateTime
 
 _TERMINAL = "('COMPLETED', 'FAILED', 'CANCELED', 'TIMEOUT')"
+# At most one unfinished runner per bot, enforced by the database itself: two starts racing
+# cannot both win, and a restart must end the old job before creating the new one.
+_ACTIVE_RUNNER = sa.text(
+    "job_type = 'RUNNER' AND status IN ('CREATED', 'QUEUED', 'RUNNING', 'DEGRADED', 'BLOCKED')")
 
 
 class BotJob(Base):
@@ -64,6 +68,8 @@ class BotJob(Base):
         sa.CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
         sa.Index("ix_bot_jobs_claim", "status", "run_after", "priority"),
         sa.Index("ix_bot_jobs_lease", "status", "lease_expires_at"),
+        sa.Index("uq_bot_jobs_one_active_runner", "bot_id", unique=True,
+                 sqlite_where=_ACTIVE_RUNNER, postgresql_where=_ACTIVE_RUNNER),
     )
 
 

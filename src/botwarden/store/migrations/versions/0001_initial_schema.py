@@ -2,17 +2,18 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 16:47:29.661609
+Create Date: 2026-11-25 17:27:25.103165
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+from alembic import op
 
 import botwarden.store.types
+from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.Column(
             "starting_capital", botwarden.store.types.Money(precision=24, scale=8), nullable=False
         ),
+        sa.Column("max_contracts", sa.Integer(), nullable=True),
         sa.Column("kill_switch_engaged", sa.Boolean(), nullable=False),
         sa.Column(
             "kill_switch_at", botwarden.store.types.UTCDateTime(timezone=True), nullable=True
@@ -403,6 +405,17 @@ def upgrade() -> None:
             "ix_bot_jobs_claim", ["status", "run_after", "priority"], unique=False
         )
         batch_op.create_index("ix_bot_jobs_lease", ["status", "lease_expires_at"], unique=False)
+        batch_op.create_index(
+            "uq_bot_jobs_one_active_runner",
+            ["bot_id"],
+            unique=True,
+            sqlite_where=sa.text(
+                "job_type = 'RUNNER' AND status IN ('CREATED', 'QUEUED', 'RUNNING', 'DEGRADED', 'BLOCKED')"
+            ),
+            postgresql_where=sa.text(
+                "job_type = 'RUNNER' AND status IN ('CREATED', 'QUEUED', 'RUNNING', 'DEGRADED', 'BLOCKED')"
+            ),
+        )
 
     op.create_table(
         "circuit_breakers",
@@ -574,6 +587,7 @@ def upgrade() -> None:
             "avg_fill_price", botwarden.store.types.Money(precision=24, scale=8), nullable=True
         ),
         sa.Column("reduce_only", sa.Boolean(), nullable=False),
+        sa.Column("parent_client_order_id", sa.String(length=64), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("reject_code", sa.String(length=64), nullable=True),
         sa.Column("created_at", botwarden.store.types.UTCDateTime(timezone=True), nullable=False),
@@ -681,6 +695,8 @@ def upgrade() -> None:
         sa.Column("bot_id", sa.String(length=32), nullable=False),
         sa.Column("job_id", sa.String(length=32), nullable=True),
         sa.Column("last_bar_time", botwarden.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_price", botwarden.store.types.Money(precision=24, scale=8), nullable=True),
+        sa.Column("bar_wall_seconds", sa.Float(), nullable=False),
         sa.Column(
             "state",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
@@ -887,6 +903,15 @@ def downgrade() -> None:
     op.drop_table("equity_snapshots")
     op.drop_table("circuit_breakers")
     with op.batch_alter_table("bot_jobs", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_bot_jobs_one_active_runner",
+            sqlite_where=sa.text(
+                "job_type = 'RUNNER' AND status IN ('CREATED', 'QUEUED', 'RUNNING', 'DEGRADED', 'BLOCKED')"
+            ),
+            postgresql_where=sa.text(
+                "job_type = 'RUNNER' AND status IN ('CREATED', 'QUEUED', 'RUNNING', 'DEGRADED', 'BLOCKED')"
+            ),
+        )
         batch_op.drop_index("ix_bot_jobs_lease")
         batch_op.drop_index("ix_bot_jobs_claim")
         batch_op.drop_index(batch_op.f("ix_bot_jobs_bot_id"))

@@ -1,0 +1,68 @@
+"""The live bar stream a runner consumes: a failover feed over its data providers.
+
+Replay is the default provider: the local bar store played at the runner's speed (one
+1-minute bar per second at speed 60). The payload may name a `backup` (another replay feed
+of the same store, for the autonomy demo) and `faults` for the primary, in the shape
+{"kind": "RATE_LIMIT", "calls": 40, "retry_after": 0.2}: the storm a vendor's 429s make.
+Keyed vendors (databento, polygon) come from the integration registry when configured.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from botwarden.config import Settings
+from botwarden.data.bar_store import BarStore
+from botwarden.data.integrations.registry import IntegrationRegistry
+from botwarden.data.providers.errors import RetryPolicy
+from botwarden.data.providers.failover import FailoverProvider
+from botwarden.data.providers.faults import FaultKind, FaultPlan
+from botwarden.data.providers.replay import ReplayProvider
+
+_registries: dict[int, IntegrationRegistry] = {}
+_lock = threading.Lock()
+
+
+def registry_for(settings: Settings, engine: Engine) -> IntegrationRegistry:
+    """One integration registry per engine in this process: statuses and telemetry of every
+    runner's providers go through it to the database."""
+    with _lock:
+        registry = _registries.get(id(engine))
+        if registry is None:
+            registry = _registries[id(engine)] = IntegrationRegistry(settings, engine)
+        return registry
+
+
+def _faults(spec: dict[str, Any] | None) -> FaultPlan | None:
+    if not spec:
+        return None
+    plan = FaultPlan()
+    plan.storm(int(spec.get("calls", 20)), kind=FaultKind(spec.get("kind", "RATE_LIMIT")),
+               retry_after=spec.get("retry_after"))
+    return plan
+
+
+def build_feed(settings: Settings, engine: Engine, payload: dict[str, Any],
+               speed: float | None) -> FailoverProvider:
+    registry = registry_for(settings, engine)
+    store = BarStore.from_settings(settings)
+    dataset = payload.get("dataset")
+    providers: list[Any] = []
+    name = str(payload.get("provider") or "replay")
+    if name == "replay":
+        providers.append(ReplayProvider(store, name="replay", dataset=dataset, speed=speed,
+                                        max_wait=5.0, faults=_faults(payload.get("faults")),
+                                        observer=registry, clock=registry.clock))
+    else:
+        providers.append(registry.provider(name))
+    backup = payload.get("backup")
+    if backup:
+        providers.append(ReplayProvider(store, name=str(backup), dataset=dataset, speed=speed,
+                                        max_wait=5.0, observer=registry, clock=registry.clock))
+    # A demo storm should play out in seconds, not in production's half-minute backoffs.
+    retry = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=2.0) \
+        if payload.get("faults") else None
+    return FailoverProvider(providers, registry, retry=retry)

@@ -1,0 +1,117 @@
+"""A HARD kill acting on the market: cancel every working order, flatten the position
+through the broker, and verify that the broker shows the bot flat.
+
+The bot's own runner does this when it sees the kill (within a second: it watches the kill
+state, and every order it sends re-reads it in the transaction that persists the intent).
+When no runner is alive, the kill engine's hook (`ExecutionHooks.halt`) does it directly. A
+paper or shadow position without a runner feeding bars is closed at the last price that
+broker's market saw (its last bar's close, plus the paper broker's slippage): a simulated
+market has no other price to offer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from botwarden.clock import utcnow
+from botwarden.config import Settings, get_settings
+from botwarden.data.providers.base import Bar
+from botwarden.domain.bars import TIMEFRAME_SECONDS
+from botwarden.domain.jobs import JobStatus, JobType
+from botwarden.domain.risk import MarketFacts
+from botwarden.domain.risk_limits import parse_risk_limits
+from botwarden.domain.trading import OrderType, Side
+from botwarden.store.models import Bot, BotJob, RiskConfig
+from botwarden.trading.broker_factory import MODE_BROKERS, make_broker
+from botwarden.trading.brokers.simulated import SimulatedBrokerCore
+from botwarden.trading.order_manager import OrderManager, RiskContext
+from botwarden.trading.order_store import NewOrder
+
+jobs = cast(sa.Table, BotJob.__table__)
+ACTIVE = [JobStatus.RUNNING.value, JobStatus.DEGRADED.value]
+
+
+@dataclass(frozen=True, slots=True)
+class HaltResult:
+    cancelled: int
+    flatten_client_order_id: str | None
+    position_after: int
+    broker_position_after: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cancelled": self.cancelled, "flatten_order": self.flatten_client_order_id,
+                "position_after": self.position_after,
+                "broker_position_after": self.broker_position_after,
+                "flat": self.position_after == 0 and self.broker_position_after == 0}
+
+
+def halt_orders(manager: OrderManager, symbol: str, facts: MarketFacts, *, tag: str,
+                mark: Decimal) -> tuple[int, str | None]:
+    """Cancel working orders, then send the system's flatten. Returns (cancelled, flatten id)."""
+    cancelled = 0
+    for order in list(manager.open.values()):
+        if order.symbol == symbol and manager.cancel(order.client_order_id) is not None:
+            cancelled += 1
+    position = manager.position(symbol)
+    if position == 0:
+        return cancelled, None
+    client_id = f"{manager.bot_id[:20]}-halt-{tag}"
+    if client_id in manager.seen_ids:
+        return cancelled, client_id
+    ctx = RiskContext(market=facts, daily_pnl=Decimal(0), equity=Decimal(1),
+                      equity_peak=Decimal(1), capital=Decimal(1), account_equity=Decimal(1),
+                      account_peak=Decimal(1), detail={"why": "HARD kill flatten"})
+    order = NewOrder(client_id, symbol, Side.SELL if position > 0 else Side.BUY, abs(position),
+                     OrderType.MARKET, reduce_only=True, reason="KILL_FLATTEN")
+    manager.place(order, ctx, system_flatten=True)
+    return cancelled, client_id
+
+
+class RunnerlessHalt:
+    """The kill engine's execution hook, for bots whose runner is not alive."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+
+    def halt(self, session: Session, bot: Bot, trace_id: str | None) -> dict[str, Any]:
+        engine = session.get_bind()
+        runner = session.execute(sa.select(jobs.c.id, jobs.c.payload).where(
+            jobs.c.bot_id == bot.id, jobs.c.job_type == JobType.RUNNER.value,
+            jobs.c.status.in_(ACTIVE))).first()
+        if runner is not None:
+            return {"bot_id": bot.id, "delegated_to_runner": runner.id}
+        broker_name = MODE_BROKERS.get(bot.stage)
+        if broker_name is None:
+            return {"bot_id": bot.id, "skipped": f"a {bot.stage} bot has no broker"}
+        settings = self.settings or get_settings()
+        broker = make_broker(engine, settings, bot.id, broker_name)  # type: ignore[arg-type]
+        config = session.get(RiskConfig, bot.id)
+        limits = parse_risk_limits(config.config) if config else None
+        manager = OrderManager(engine, bot_id=bot.id, job_id=None,  # type: ignore[arg-type]
+                               broker=broker, mode=bot.stage, source_type=bot.stage,
+                               limits=limits)
+        manager.load(bot.symbol)
+        now = utcnow()
+        last = broker.last_bar.get(bot.symbol) if isinstance(broker, SimulatedBrokerCore) else None
+        mark = Decimal(str(last.close)) if last is not None else Decimal(0)
+        facts = MarketFacts(now=now, last_price=mark if last else None,
+                            last_bar_time=now, bar_seconds=60, session_open=True,
+                            minutes_to_close=None, minutes_to_high_impact_event=None)
+        cancelled, flatten_id = halt_orders(manager, bot.symbol, facts,
+                                            tag=str(int(now.timestamp())), mark=mark)
+        if flatten_id and last is not None and isinstance(broker, SimulatedBrokerCore):
+            seconds = TIMEFRAME_SECONDS.get(last.timeframe, 60)
+            step = int(timedelta(seconds=seconds).total_seconds() * 1e9)
+            price = last.close
+            settle = Bar(last.symbol, last.timeframe, last.ts + step, price, price, price,
+                         price, 0.0)
+            manager.on_fills(broker.on_bar(bot.symbol, settle))
+        result = HaltResult(cancelled, flatten_id, manager.position(bot.symbol),
+                            broker.position(bot.symbol).qty)
+        return {"bot_id": bot.id, **result.as_json()}

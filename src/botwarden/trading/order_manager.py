@@ -1,0 +1,375 @@
+"""The order manager: a trading intent in, exactly one broker order out, or a reasoned denial.
+
+    manager = OrderManager(engine, bot_id=..., job_id=..., broker=broker, mode="PAPER", ...)
+    outcome = manager.place(NewOrder(client_id, "MES", Side.BUY, 1, OrderType.MARKET),
+                            context)            # -> Placed(status, verdict)
+    manager.on_fills(broker.on_bar("MES", bar))  # fills applied once, book updated
+    manager.resolve_open()                       # PENDING / UNRESOLVED settled with the broker
+
+`place` runs the risk engine inside the transaction that persists the intent, reading the
+bot's kill state, the account's kill switch and the account-wide cap in that same
+transaction: an order the engine refuses never exists, and a kill committed before the
+transaction blocks it. Only then is the order sent, under its fixed client order id:
+
+- an acknowledgement makes it WORKING (or FILLED: its fills are fetched and applied);
+- a rejection makes it REJECTED, with the broker's code (final);
+- a timeout makes it UNRESOLVED: the broker is asked for the client id, never sent blindly;
+- a disconnect (nothing reached the broker) is retried with the same client id, and left
+  PENDING for `resolve_open` when the broker stays away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from botwarden.clock import Clock, utcnow
+from botwarden.domain.kill import KillState
+from botwarden.domain.ledger import Book
+from botwarden.domain.orders import FINAL
+from botwarden.domain.risk import (
+    AccountRisk,
+    BotRisk,
+    MarketFacts,
+    OrderIntent,
+    RiskVerdict,
+    check_order,
+    order_signature,
+    reduces_position,
+)
+from botwarden.domain.risk_limits import RiskLimits
+from botwarden.domain.stages import Stage
+from botwarden.domain.trading import OrderStatus, Side, TradingState
+from botwarden.store.db import write_transaction
+from botwarden.trading import order_store as store
+from botwarden.trading.brokers.base import (
+    Bracket,
+    Broker,
+    BrokerDisconnected,
+    BrokerRejected,
+    BrokerTimeout,
+    FillReport,
+    OrderReport,
+    OrderRequest,
+    bracket_ids,
+)
+from botwarden.trading.order_store import NewOrder, StoredOrder
+
+log = structlog.get_logger(__name__)
+SEND_ATTEMPTS = 3  # a disconnect is retried this many times in a row, same client id
+
+
+@dataclass(frozen=True, slots=True)
+class RiskContext:
+    """What the runner knows of the bot's money and the market at the decision."""
+
+    market: MarketFacts
+    daily_pnl: Decimal
+    equity: Decimal
+    equity_peak: Decimal
+    capital: Decimal
+    account_equity: Decimal
+    account_peak: Decimal
+    bar_time: datetime | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # the strategy's why, for the trace
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    client_order_id: str
+    status: OrderStatus | None  # None: refused before it existed
+    verdict: RiskVerdict
+    fills: tuple[store.AppliedFill, ...] = ()
+
+
+class OrderManager:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        bot_id: str,
+        job_id: str | None,
+        broker: Broker,
+        mode: str,
+        source_type: str,
+        limits: RiskLimits | None,
+        clock: Clock = utcnow,
+        bracket: Bracket | None = None,
+    ) -> None:
+        self.engine = engine
+        self.bot_id = bot_id
+        self.job_id = job_id
+        self.broker = broker
+        self.mode = mode
+        self.source_type = source_type
+        self.limits = limits
+        self.clock = clock
+        self.bracket = bracket
+        self.open: dict[str, StoredOrder] = {}
+        self.books: dict[str, Book] = {}
+        self.entry_times: dict[str, datetime] = {}
+        self.sent_times: list[datetime] = []
+        self.last_signature: tuple[str, int, str, str] | None = None
+        self.last_order_time: datetime | None = None
+        self.seen_ids: set[str] = set()
+        self.unsettled = False  # some order is PENDING or UNRESOLVED
+
+    # ---- state ----
+
+    def load(self, symbol: str) -> None:
+        """Read our open orders and book from the store (at start and after reconcile)."""
+        with self.engine.connect() as conn:
+            self.open = {o.client_order_id: o for o in store.open_orders(conn, self.bot_id)}
+            self.books[symbol] = store.load_book(conn, self.bot_id, symbol)
+            self.seen_ids = {o.client_order_id for o in store.recent_orders(conn, self.bot_id)}
+        self.unsettled = any(o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)
+                             for o in self.open.values())
+
+    def position(self, symbol: str) -> int:
+        book = self.books.get(symbol)
+        return book.qty if book else 0
+
+    def working(self, symbol: str, side: Side) -> int:
+        return sum(o.qty - o.filled_qty for o in self.open.values()
+                   if o.symbol == symbol and o.side is side)
+
+    def working_children(self, symbol: str) -> list[StoredOrder]:
+        return [o for o in self.open.values()
+                if o.symbol == symbol and o.parent_client_order_id is not None]
+
+    # ---- placing ----
+
+    def place(self, order: NewOrder, ctx: RiskContext, *, system_flatten: bool = False,
+              ) -> Placed:
+        now = self.clock()
+        intent = OrderIntent(order.client_order_id, order.side, order.qty, order.order_type,
+                             order.limit_price, order.stop_price, system_flatten)
+        with write_transaction(self.engine) as conn:
+            store.check_fence(conn, self.bot_id, self.job_id)
+            gate = store.bot_gate(conn, self.bot_id)
+            bot = self._bot_risk(order.symbol, gate, ctx)
+            account = AccountRisk(gate.starting_capital, ctx.account_equity, ctx.account_peak)
+            if gate.max_contracts is not None:
+                account = replace(account, max_contracts=gate.max_contracts,
+                                  open_contracts=store.account_open_contracts(
+                                      conn, gate.account_id))
+            verdict = check_order(intent, bot, account, ctx.market, self.limits,
+                                  frozenset(self.seen_ids))
+            detail = {"order": _order_json(order), "verdict": verdict.code,
+                      "message": verdict.message, "position": bot.position, **ctx.detail}
+            store.insert_trace(conn, self.bot_id, self.job_id, kind="DECISION",
+                               bar_time=ctx.bar_time,
+                               decision="ORDER" if verdict.allowed else "DENIED",
+                               reason_code=verdict.code, detail=detail, now=now)
+            if not verdict.allowed:
+                store.insert_trace(conn, self.bot_id, self.job_id, kind="NO_TRADE",
+                                   bar_time=ctx.bar_time, decision="NO_TRADE",
+                                   reason_code=verdict.code,
+                                   detail={**detail, "fix": verdict.fix}, now=now)
+                return Placed(order.client_order_id, None, verdict)
+            if reduces_position(intent, bot):
+                order = replace(order, reduce_only=True)
+            store.insert_order(conn, self.bot_id, self.job_id, order, broker=self.broker.name,
+                               mode=self.mode, now=now)
+        stored = StoredOrder("", order.client_order_id, self.job_id, order.symbol, order.side,
+                             order.qty, order.order_type, OrderStatus.PENDING, 0,
+                             order.limit_price, order.stop_price, order.reduce_only,
+                             order.parent_client_order_id, now)
+        self.open[order.client_order_id] = stored
+        self.seen_ids.add(order.client_order_id)
+        self.last_signature = order_signature(intent, order.reduce_only)
+        self.last_order_time = ctx.market.now
+        self.sent_times = [t for t in self.sent_times
+                           if (ctx.market.now - t).total_seconds() < 60] + [ctx.market.now]
+        status, applied = self._send(stored, with_bracket=not order.reduce_only)
+        return Placed(order.client_order_id, status, verdict, tuple(applied))
+
+    def _bot_risk(self, symbol: str, gate: Any, ctx: RiskContext) -> BotRisk:
+        kill_state = KillState(gate.kill_state)
+        if gate.kill_switch_engaged and kill_state is KillState.NONE:
+            kill_state = KillState.HARD_KILLED
+        return BotRisk(
+            stage=Stage(gate.stage), kill_state=kill_state,
+            is_trading_enabled=gate.is_trading_enabled, position=self.position(symbol),
+            working_buy=self.working(symbol, Side.BUY),
+            working_sell=self.working(symbol, Side.SELL),
+            daily_pnl=ctx.daily_pnl, equity=ctx.equity, equity_peak=ctx.equity_peak,
+            capital=ctx.capital, recent_order_times=tuple(self.sent_times),
+            last_order_signature=self.last_signature, last_order_time=self.last_order_time,
+            trading_state=TradingState(gate.trading_state))
+
+    def _request(self, order: StoredOrder, with_bracket: bool) -> OrderRequest:
+        return OrderRequest(order.client_order_id, order.symbol, order.side, order.qty,
+                            order.order_type, order.limit_price, order.stop_price,
+                            self.bracket if with_bracket else None)
+
+    def _send(self, order: StoredOrder, *, with_bracket: bool,
+              ) -> tuple[OrderStatus, list[store.AppliedFill]]:
+        request = self._request(order, with_bracket)
+        for _attempt in range(SEND_ATTEMPTS):
+            try:
+                ack = self.broker.submit(request)
+            except BrokerRejected as exc:
+                self._settle(order.client_order_id, OrderStatus.REJECTED, reject_code=exc.code,
+                             reason=exc.message)
+                return OrderStatus.REJECTED, []
+            except BrokerTimeout as exc:
+                self._settle(order.client_order_id, OrderStatus.UNRESOLVED, reason=str(exc))
+                self.unsettled = True
+                return self._resolve_one(self.open[order.client_order_id])
+            except BrokerDisconnected as exc:
+                log.warning("broker_disconnected", client_order_id=order.client_order_id,
+                            error=str(exc))
+                continue
+            self._settle(order.client_order_id, ack.status, broker_order_id=ack.broker_order_id)
+            if ack.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+                report = self.broker.query_order(order.client_order_id)
+                applied = self.on_fills(list(report.fills) if report else [])
+                return ack.status, applied
+            return ack.status, []
+        self.unsettled = True  # still PENDING: nothing reached the broker; resent later
+        return OrderStatus.PENDING, []
+
+    def _settle(self, client_order_id: str, status: OrderStatus, **values: Any) -> None:
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            if status is not OrderStatus.PENDING:
+                current = self.open.get(client_order_id)
+                if current is not None and current.status is OrderStatus.PENDING \
+                        and status is not OrderStatus.UNRESOLVED:
+                    store.set_status(conn, client_order_id, OrderStatus.SENT, now=now)
+                store.set_status(conn, client_order_id, status, now=now, **values)
+            row = store.get_order(conn, client_order_id)
+        self._remember(row)
+
+    def _remember(self, row: StoredOrder | None) -> None:
+        if row is None:
+            return
+        if row.status in FINAL:
+            self.open.pop(row.client_order_id, None)
+        else:
+            self.open[row.client_order_id] = row
+
+    # ---- fills and resolution ----
+
+    def on_fills(self, reports: Sequence[FillReport]) -> list[store.AppliedFill]:
+        """Apply new broker fills once; adopt bracket exits the broker opened or changed."""
+        if not reports:
+            return []
+        for report in reports:
+            if report.client_order_id not in self.open:
+                self._adopt(report.client_order_id)
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            store.check_fence(conn, self.bot_id, self.job_id)
+            applied = store.apply_fills(conn, self.bot_id, reports, source_type=self.source_type,
+                                        entry_times=self.entry_times, now=now)
+            changed = [store.get_order(conn, a.fill.client_order_id) for a in applied]
+        for item in applied:
+            self.books[item.fill.symbol] = item.book
+        for row in changed:
+            self._remember(row)
+        for item in applied:
+            self._sync_bracket(item.fill.client_order_id)
+        return applied
+
+    def _adopt(self, client_order_id: str) -> None:
+        """Record a broker order we did not place ourselves: a bracket exit of ours."""
+        with self.engine.connect() as conn:
+            known = store.get_order(conn, client_order_id)
+        if known is not None:
+            if known.status not in FINAL:
+                self.open[client_order_id] = known
+            return
+        report = self.broker.query_order(client_order_id)
+        if report is None or report.parent_client_order_id is None:
+            return
+        now = self.clock()
+        order = NewOrder(client_order_id, report.symbol, report.side, report.qty,
+                         report.order_type, report.limit_price, report.stop_price,
+                         reduce_only=True, reason="bracket exit",
+                         parent_client_order_id=report.parent_client_order_id)
+        with write_transaction(self.engine) as conn:
+            parent = store.get_order(conn, report.parent_client_order_id)
+            job_id = parent.job_id if parent else self.job_id
+            status = OrderStatus.WORKING if report.status in (
+                OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED) else report.status
+            store.insert_order(conn, self.bot_id, job_id, order, broker=self.broker.name,
+                               mode=self.mode, now=now, status=status)
+            self._remember(store.get_order(conn, client_order_id))
+
+    def _sync_bracket(self, client_order_id: str) -> None:
+        """After an entry's fill its exits exist at the broker: adopt them. After an exit's
+        fill its one-cancels-other sibling is cancelled there: mirror that."""
+        with self.engine.connect() as conn:
+            row = store.get_order(conn, client_order_id)
+        if row is None:
+            return
+        if row.parent_client_order_id is not None:
+            for leg in bracket_ids(row.parent_client_order_id):
+                sibling = self.open.get(leg)
+                if leg == client_order_id or sibling is None:
+                    continue
+                report = self.broker.query_order(leg)
+                if report is not None and report.status is not sibling.status:
+                    self.adopt_report(report)
+        elif not row.reduce_only and self.bracket is not None:
+            for leg in bracket_ids(client_order_id):
+                if leg not in self.open:
+                    self._adopt(leg)
+
+    def resolve_open(self) -> list[store.AppliedFill]:
+        """Settle every PENDING or UNRESOLVED order with the broker."""
+        applied: list[store.AppliedFill] = []
+        for order in [o for o in self.open.values()
+                      if o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)]:
+            _status, fills = self._resolve_one(order)
+            applied.extend(fills)
+        self.unsettled = any(o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)
+                             for o in self.open.values())
+        return applied
+
+    def _resolve_one(self, order: StoredOrder) -> tuple[OrderStatus, list[store.AppliedFill]]:
+        """Ask the broker about the client id. Unknown there: the request never arrived, so
+        sending it again under the same id is safe (the broker dedupes on it)."""
+        try:
+            report = self.broker.query_order(order.client_order_id)
+        except (BrokerTimeout, BrokerDisconnected):
+            return order.status, []
+        if report is None:
+            return self._send(order, with_bracket=not order.reduce_only)
+        return self.adopt_report(report)
+
+    def adopt_report(self, report: OrderReport) -> tuple[OrderStatus, list[store.AppliedFill]]:
+        applied = self.on_fills(list(report.fills))
+        current = self.open.get(report.client_order_id)
+        if current is not None and current.status is not report.status \
+                and report.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+            self._settle(report.client_order_id, report.status,
+                         broker_order_id=report.broker_order_id,
+                         reject_code=report.reject_code)
+        return report.status, applied
+
+    def cancel(self, client_order_id: str) -> OrderStatus | None:
+        """Cancel a working order at the broker and mirror the outcome."""
+        try:
+            report = self.broker.cancel(client_order_id)
+        except (BrokerTimeout, BrokerDisconnected):
+            return None
+        if report is None:
+            return None
+        self.adopt_report(report)
+        return report.status
+
+
+def _order_json(order: NewOrder) -> dict[str, Any]:
+    return {"client_order_id": order.client_order_id, "symbol": order.symbol,
+            "side": order.side.value, "qty": order.qty, "type": order.order_type.value,
+            "limit_price": None if order.limit_price is None else str(order.limit_price),
+            "stop_price": None if order.stop_price is None else str(order.stop_price)}

@@ -1,0 +1,238 @@
+"""What a runner does with one bar: the same strategy kernel as the backtest, the same
+decision rules as its fill kernel, orders through the order manager.
+
+For bar i (closed):
+1. a decision deferred while the market was closed is sent first (it meets this bar's open);
+2. a simulated broker sees the bar (`on_bar`) and its fills are applied once;
+3. the strategy's kernel runs on the bar, from its saved state, giving target[i];
+4. the decision for the next bar follows research.fill_kernel exactly: a target that
+   changed clears the latch a forced exit set; inside the no-hold window before the close
+   the wanted position is flat; an exit (after cancelling its bracket) precedes an entry;
+   an entry carries the bot's stop-loss and profit target as a bracket;
+5. the state is saved with the bar, so a restart resumes after it.
+
+Client order ids are fixed by the bot, the bar and the leg, so a bar replayed after a crash
+names the same intents again and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from botwarden.data.calendar import SessionCalendar
+from botwarden.data.econ_calendar import EconEvent, blackout
+from botwarden.data.providers.base import Bar
+from botwarden.domain.instruments import Instrument
+from botwarden.domain.ledger import unrealized as unrealized_pnl
+from botwarden.domain.risk import MarketFacts, RiskVerdict
+from botwarden.domain.risk_limits import RiskLimits
+from botwarden.domain.trading import OrderStatus, OrderType, Side
+from botwarden.research.strategies.base import Strategy
+from botwarden.research.ticks import TickBars
+from botwarden.trading.brokers.base import PROFIT_TARGET_SUFFIX, STOP_LOSS_SUFFIX
+from botwarden.trading.order_manager import OrderManager, Placed, RiskContext
+from botwarden.trading.order_store import NewOrder
+
+NO_SESSION = np.iinfo(np.int64).min
+
+
+@dataclass
+class Money:
+    """The bot's figures the risk engine reads, kept current from fills and marks."""
+
+    capital: Decimal
+    realized_before_today: Decimal
+    daily_realized: Decimal
+    equity_peak: Decimal
+    account_equity: Decimal
+    account_peak: Decimal
+    session: int = NO_SESSION
+
+
+@dataclass
+class RunnerCore:
+    bot_id: str
+    strategy: Strategy
+    instrument: Instrument
+    calendar: SessionCalendar
+    manager: OrderManager
+    limits: RiskLimits | None
+    money: Money
+    size: int = 1
+    bar_seconds: int = 60
+    events: list[EconEvent] = field(default_factory=list)
+    state: np.ndarray = field(init=False)
+    latched: bool = False
+    previous_target: int = 0
+    deferred_target: int | None = None
+    last_bar: Bar | None = None
+    bars_seen: int = 0
+    orders_sent: int = 0
+
+    def __post_init__(self) -> None:
+        self.state = self.strategy.initial_state()
+
+    # ---- state ----
+
+    def to_json(self) -> dict[str, Any]:
+        return {"strategy": self.strategy.state_to_json(self.state), "latched": self.latched,
+                "previous_target": self.previous_target,
+                "deferred_target": self.deferred_target, "bars_seen": self.bars_seen}
+
+    def restore(self, saved: dict[str, Any]) -> bool:
+        """Resume from a saved state; False when there is none usable (warm up instead)."""
+        if not saved.get("strategy"):
+            return False
+        self.state = self.strategy.state_from_json(saved["strategy"])
+        self.latched = bool(saved.get("latched", False))
+        self.previous_target = int(saved.get("previous_target", 0))
+        deferred = saved.get("deferred_target")
+        self.deferred_target = None if deferred is None else int(deferred)
+        self.bars_seen = int(saved.get("bars_seen", 0))
+        return True
+
+    def warm_up(self, history: TickBars, sessions: np.ndarray) -> int:
+        """Run the kernel over bars before the start; their targets are history, not orders.
+        The last one is the position the strategy holds, as the backtest would."""
+        if len(history) == 0:
+            return 0
+        targets = self.strategy.run(history, self.state, sessions)
+        self.previous_target = int(targets[-1])
+        return len(history)
+
+    # ---- one bar ----
+
+    def target_for(self, bar: Bar) -> int:
+        tick = self.instrument.tick_size
+        ticks = np.array([[round(p / float(tick)) for p in (bar.open, bar.high, bar.low,
+                                                              bar.close)]], dtype=np.int64)
+        one = TickBars(np.array([bar.ts], dtype=np.int64), ticks[:, 0], ticks[:, 1],
+                       ticks[:, 2], ticks[:, 3], np.array([bar.volume], dtype=np.float64),
+                       tick)
+        session = self.calendar.label(one.ts).session.astype(np.int64)
+        return int(self.strategy.run(one, self.state, session)[0])
+
+    def market_facts(self, now: datetime, bar: Bar) -> MarketFacts:
+        minutes = self.limits.news_blackout_minutes if self.limits else 10
+        event = blackout(self.events, now, minutes) if self.events else None
+        distance = None if event is None else abs((event.at - now).total_seconds()) / 60
+        return MarketFacts(
+            now=now, last_price=Decimal(str(bar.close)), last_bar_time=bar.at,
+            bar_seconds=self.bar_seconds, session_open=self.calendar.is_open(now),
+            minutes_to_close=self.calendar.minutes_to_close(now) if self.calendar.is_open(now)
+            else None, minutes_to_high_impact_event=distance)
+
+    def in_no_hold_window(self, ts: datetime) -> bool:
+        if self.limits is not None and not self.limits.flatten_intraday:
+            return False
+        minutes = self.limits.flatten_before_close_minutes if self.limits else 15
+        if minutes <= 0 or not self.calendar.is_open(ts):
+            return False
+        return self.calendar.minutes_to_close(ts) <= minutes
+
+    def on_bar(self, bar: Bar, fills_for_bar: Any) -> list[Placed]:
+        """Process one closed bar. `fills_for_bar(bar)` feeds a simulated broker and returns
+        its new fills (a real broker's fills are polled instead)."""
+        placed: list[Placed] = []
+        if self.last_bar is not None and bar.ts <= self.last_bar.ts:
+            return placed  # replayed after a restart: already processed
+        if self.deferred_target is not None:
+            target, self.deferred_target = self.deferred_target, None
+            placed += self._decide(target, bar.at, bar, now=bar.at)
+        applied = self.manager.on_fills(fills_for_bar(bar))
+        if self.manager.unsettled:
+            applied += self.manager.resolve_open()
+        self._note_fills(applied)
+        target = self.target_for(bar)
+        self.last_bar = bar
+        self.bars_seen += 1
+        close_time = bar.at + timedelta(seconds=self.bar_seconds)
+        if self.calendar.is_open(close_time):
+            placed += self._decide(target, close_time, bar, now=close_time)
+        else:
+            self.deferred_target = target  # the market is closed: decide at its next open
+        return placed
+
+    def _note_fills(self, applied: list[Any]) -> None:
+        for item in applied:
+            client_id = item.fill.client_order_id
+            if client_id.endswith((STOP_LOSS_SUFFIX, PROFIT_TARGET_SUFFIX)):
+                self.latched = True  # a forced exit: wait for the strategy to change its mind
+            if item.closed_pnl is not None:
+                self.money.daily_realized += item.closed_pnl
+
+    def _decide(self, wanted_side: int, next_open: datetime, bar: Bar, now: datetime,
+                ) -> list[Placed]:
+        """The fill kernel's step 1, for the bar opening at `next_open`."""
+        if wanted_side != self.previous_target:
+            self.latched = False
+            self.previous_target = wanted_side
+        flatten = self.in_no_hold_window(next_open)
+        wanted = 0 if (self.latched or flatten) else wanted_side * self.size
+        symbol = self.instrument.symbol
+        position = self.manager.position(symbol)
+        placed: list[Placed] = []
+        stamp = f"{self.bot_id[:20]}-{int(next_open.timestamp())}"
+        ctx = self._risk_context(now, bar, wanted_side, flatten)
+        if position != 0 and (wanted == 0 or (wanted > 0) != (position > 0)):
+            for leg in self.manager.working_children(symbol):
+                self.manager.cancel(leg.client_order_id)
+            reason = "SESSION_FLATTEN" if flatten and wanted_side * position > 0 else "SIGNAL"
+            exit_order = NewOrder(f"{stamp}-x", symbol, Side.SELL if position > 0 else Side.BUY,
+                                  abs(position), OrderType.MARKET, reason=reason)
+            result = self._place(exit_order, ctx)
+            placed.append(result)
+            if result.status is None or result.status is OrderStatus.REJECTED:
+                return placed  # the exit did not go: no entry on top of the position
+            position = 0
+        if flatten:
+            self.latched = True
+        if position == 0 and wanted != 0:
+            entry = NewOrder(f"{stamp}-e", symbol, Side.BUY if wanted > 0 else Side.SELL,
+                             abs(wanted), OrderType.MARKET, reason="SIGNAL")
+            placed.append(self._place(entry, ctx))
+        return placed
+
+    def _place(self, order: NewOrder, ctx: RiskContext) -> Placed:
+        if order.client_order_id in self.manager.seen_ids:
+            # Placed before a restart: the intent exists; resolve_open settles it.
+            return Placed(order.client_order_id, OrderStatus.PENDING,
+                          _ALREADY_PLACED)
+        result = self.manager.place(order, ctx)
+        if result.status is not None:
+            self.orders_sent += 1
+        self._note_fills(list(result.fills))
+        return result
+
+    def _risk_context(self, now: datetime, bar: Bar, target: int, flatten: bool) -> RiskContext:
+        money = self.money
+        session = self._session_of(now)
+        if session != money.session:
+            money.realized_before_today += money.daily_realized
+            money.daily_realized = Decimal(0)
+            money.session = session
+        book = self.manager.books.get(self.instrument.symbol)
+        mark = Decimal(str(bar.close))
+        unrealized = Decimal(0)
+        if book is not None and book.qty:
+            unrealized = unrealized_pnl(book, mark, self.instrument.point_value)
+        equity = money.capital + money.realized_before_today + money.daily_realized + unrealized
+        money.equity_peak = max(money.equity_peak, equity)
+        return RiskContext(
+            market=self.market_facts(now, bar), daily_pnl=money.daily_realized + unrealized,
+            equity=equity, equity_peak=money.equity_peak, capital=money.capital,
+            account_equity=money.account_equity, account_peak=money.account_peak,
+            bar_time=bar.at, detail={"target": target, "no_hold_window": flatten,
+                                     "close": bar.close, "strategy": self.strategy.kind})
+
+    def _session_of(self, when: datetime) -> int:
+        day = self.calendar.session_of(when)
+        return NO_SESSION if day is None else day.toordinal()
+
+
+_ALREADY_PLACED = RiskVerdict(True, "ALREADY_PLACED", "the intent was persisted before a restart")

@@ -1,0 +1,293 @@
+"""The RUNNER job: one bot trading, hosted by a worker (a runner is a thread of a worker
+process, not a process of its own).
+
+Start: read the bot, its limits (fail closed), claim the bot's runner state (a fence: a
+replaced runner can write nothing more), reconcile with the broker, restore the strategy
+state or warm it up on the history before the start, then consume the live bar stream
+(Replay by default, through the failover feed). Every bar goes through `RunnerCore`; the
+state is saved with it. A watchdog beats the heart, follows the feed's health (RUNNING or
+DEGRADED), and watches the kill state: on a HARD kill the runner cancels, flattens, waits
+until the broker shows it flat, and ends.
+
+Payload (services.runners): bot_id, mode, broker, provider, dataset, symbol, timeframe,
+speed, start; optional `faults` (the autonomy demo's provider faults) and `backup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import sqlalchemy as sa
+import structlog
+
+from botwarden.clock import utcnow
+from botwarden.data.bar_store import BarStore
+from botwarden.data.calendar import get_calendar
+from botwarden.data.econ_calendar_store import query_events
+from botwarden.data.providers.base import Bar
+from botwarden.domain.bars import TIMEFRAME_SECONDS
+from botwarden.domain.errors import DomainError
+from botwarden.domain.instruments import get_instrument
+from botwarden.domain.jobs import JobStatus, JobType
+from botwarden.domain.kill import KillState
+from botwarden.domain.risk_limits import RiskLimits, parse_risk_limits
+from botwarden.research.market import label
+from botwarden.research.strategies import build_strategy
+from botwarden.store.db import write_transaction
+from botwarden.store.models import Account, Bot, Position, RiskConfig
+from botwarden.trading import order_store as store
+from botwarden.trading.broker_factory import make_broker
+from botwarden.trading.brokers.base import Bracket, Broker
+from botwarden.trading.brokers.simulated import SimulatedBrokerCore
+from botwarden.trading.feeds import build_feed
+from botwarden.trading.halt import halt_orders
+from botwarden.trading.order_manager import OrderManager
+from botwarden.trading.reconcile_service import reconcile
+from botwarden.trading.runner_core import Money, RunnerCore
+from botwarden.workers.context import JobContext, LeaseLost
+from botwarden.workers.registry import register_handler
+
+log = structlog.get_logger(__name__)
+bots_t = cast(sa.Table, Bot.__table__)
+WATCH_SECONDS = 1.0
+HALT_WAIT_SECONDS = 30.0
+DEFAULT_LOOKBACK = timedelta(days=3)
+WARMUP_FLOOR = 500
+
+
+def bracket_for(limits: RiskLimits | None) -> Bracket | None:
+    if limits is None or not (limits.stop_loss_ticks or limits.profit_target_ticks):
+        return None
+    return Bracket(limits.stop_loss_ticks, limits.profit_target_ticks)
+
+
+def load_money(engine: Any, bot_id: str, account_id: str) -> Money:
+    with engine.connect() as conn:
+        account = conn.execute(sa.select(Account.__table__).where(
+            Account.__table__.c.id == account_id)).one()
+        realized = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(
+            Position.__table__.c.realized_pnl), 0)).where(
+            Position.__table__.c.bot_id == bot_id)).scalar_one()
+    capital = Decimal(account.starting_capital)
+    equity = capital + Decimal(realized)
+    return Money(capital=capital, realized_before_today=Decimal(realized),
+                 daily_realized=Decimal(0), equity_peak=max(capital, equity),
+                 account_equity=capital, account_peak=capital)
+
+
+class Runner:
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.payload = ctx.payload
+        self.engine = ctx.engine
+        self.bot_id = str(self.payload["bot_id"])
+        self.mode = str(self.payload["mode"])
+        self.symbol = str(self.payload["symbol"]).upper()
+        self.timeframe = str(self.payload.get("timeframe") or "1m")
+        self.bar_seconds = TIMEFRAME_SECONDS.get(self.timeframe, 60)
+        speed = self.payload.get("speed")
+        self.speed = float(speed) if speed else None
+        self.halted = False
+        self.degraded = False
+        self.bars = 0
+
+    # ---- set-up ----
+
+    def prepare(self) -> RunnerCore:
+        with self.engine.connect() as conn:
+            bot = conn.execute(sa.select(bots_t).where(bots_t.c.id == self.bot_id)).one()
+            config = conn.execute(sa.select(RiskConfig.__table__.c.config).where(
+                RiskConfig.__table__.c.bot_id == self.bot_id)).scalar_one_or_none()
+        if bot.kill_state != KillState.NONE.value:
+            raise DomainError("BOT_KILLED", f"bot is {bot.kill_state}", "Resurrect it first.")
+        limits = parse_risk_limits(config)  # NO_LIMIT_CONFIGURED: the runner never starts
+        self.broker: Broker = make_broker(self.engine, self.ctx.settings, self.bot_id,
+                                          str(self.payload["broker"]))
+        self.manager = OrderManager(self.engine, bot_id=self.bot_id, job_id=self.ctx.job_id,
+                                    broker=self.broker, mode=self.mode, source_type=self.mode,
+                                    limits=limits, clock=self.ctx.clock,
+                                    bracket=bracket_for(limits))
+        resume = store.claim_fence(self.engine, self.bot_id, self.ctx.job_id, self.ctx.clock())
+        self.reconciled = reconcile(self.engine, self.manager, self.symbol,
+                                    actor=f"runner:{self.ctx.job_id}")
+        if self.reconciled.killed:
+            raise DomainError("RECONCILE_MISMATCH", "reconcile at start found a mismatch",
+                              "The bot is QUARANTINED; review it and resurrect with 2FA.")
+        instrument = get_instrument(self.symbol)
+        strategy = build_strategy(bot.strategy_kind, bot.strategy_params)
+        events = query_events(self.engine, start=utcnow() - timedelta(days=400))
+        core = RunnerCore(self.bot_id, strategy, instrument, get_calendar(), self.manager,
+                          limits, load_money(self.engine, self.bot_id, bot.account_id),
+                          size=1, bar_seconds=self.bar_seconds, events=events)
+        self.start = self._start_time(resume.get("last_bar_time"))
+        if not core.restore(resume.get("state") or {}):
+            self._warm_up(core, strategy.warmup)
+        return core
+
+    def _bar_store(self) -> BarStore:
+        return BarStore.from_settings(self.ctx.settings)
+
+    def _start_time(self, last_bar_time: datetime | None) -> datetime:
+        if last_bar_time is not None:
+            return last_bar_time + timedelta(seconds=self.bar_seconds)
+        if self.payload.get("start"):
+            return datetime.fromisoformat(str(self.payload["start"]))
+        series = [s for s in self._bar_store().series(self.symbol)
+                  if self.payload.get("dataset") in (None, s.dataset)]
+        if not series:
+            raise DomainError("DATA_UNAVAILABLE", f"no stored bars for {self.symbol}",
+                              "Import bars or enable the demo data.", status=424)
+        return max(s.end for s in series) - DEFAULT_LOOKBACK
+
+    def _warm_up(self, core: RunnerCore, warmup: int) -> None:
+        span = timedelta(seconds=self.bar_seconds * max(warmup * 4, WARMUP_FLOOR))
+        try:
+            bars = self._bar_store().load(self.symbol, self.start - span * 3, self.start,
+                                          self.timeframe, dataset=self.payload.get("dataset"))
+        except DomainError:
+            return
+        if len(bars) == 0:
+            return
+        market = label(bars, core.instrument.tick_size, "CMES")
+        core.warm_up(market.bars, market.sessions)
+
+    # ---- running ----
+
+    def fills_for(self) -> Callable[[Bar], Any]:
+        broker = self.broker
+        if isinstance(broker, SimulatedBrokerCore):
+            return lambda bar: broker.on_bar(self.symbol, bar)
+        since: list[datetime | None] = [None]
+
+        def poll(_bar: Bar) -> Any:
+            fills = broker.fills(since[0])
+            since[0] = self.ctx.clock()
+            return fills
+
+        return poll
+
+    def process(self, core: RunnerCore, bar: Bar, fills_for: Callable[[Bar], Any]) -> None:
+        core.on_bar(bar, fills_for)
+        self.bars += 1
+        now = self.ctx.clock()
+        with write_transaction(self.engine) as conn:
+            store.save_runner_state(
+                conn, self.bot_id, self.ctx.job_id, state=core.to_json(),
+                last_bar_time=bar.at, last_price=Decimal(str(bar.close)),
+                bar_wall_seconds=self.bar_seconds / self.speed if self.speed
+                else float(self.bar_seconds), now=now)
+        self.ctx.heartbeat()
+
+    def kill_state(self) -> str:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text(
+                "SELECT b.kill_state, a.kill_switch_engaged FROM bots b JOIN accounts a "
+                "ON a.id = b.account_id WHERE b.id = :id"), {"id": self.bot_id}).one()
+        if row[1] and row[0] == KillState.NONE.value:
+            return KillState.HARD_KILLED.value
+        return str(row[0])
+
+    def run(self) -> dict[str, Any]:
+        core = self.prepare()
+        feed = build_feed(self.ctx.settings, self.engine, self.payload, self.speed)
+        result = asyncio.run(self._loop(core, feed))
+        return {"bot_id": self.bot_id, "mode": self.mode, "bars": self.bars,
+                "orders_sent": core.orders_sent, "halted": self.halted,
+                "reconcile_at_start": self.reconciled.as_json(), **result}
+
+    async def _loop(self, core: RunnerCore, feed: Any) -> dict[str, Any]:
+        queue: asyncio.Queue[Bar | BaseException | None] = asyncio.Queue(maxsize=1000)
+
+        async def consume() -> None:
+            try:
+                async for bar in feed.stream_bars(self.symbol, self.timeframe, start=self.start):
+                    await queue.put(bar)
+                await queue.put(None)
+            except Exception as exc:  # reported to the loop, which degrades and retries
+                await queue.put(exc)
+
+        task = asyncio.create_task(consume())
+        fills_for = self.fills_for()
+        watched = 0.0
+        halt_started: float | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), WATCH_SECONDS)
+                except TimeoutError:
+                    item = None if task.done() and queue.empty() else _TICK
+                if item is None:
+                    return {"ended": "REPLAY_EXHAUSTED" if not self.halted else "HALTED"}
+                if isinstance(item, BaseException):
+                    self._set_status(JobStatus.DEGRADED, "DATA_PROVIDER_ERROR", str(item))
+                    raise item
+                if isinstance(item, Bar):
+                    self.process(core, item, fills_for)
+                if loop.time() - watched >= WATCH_SECONDS or item is _TICK:
+                    watched = loop.time()
+                    self.ctx.heartbeat()
+                    if self.ctx.should_stop:
+                        return {"ended": "STOPPED"}
+                    self._follow_health(feed)
+                    if not self.halted and self.kill_state() in (
+                            KillState.HARD_KILLED.value, KillState.QUARANTINED.value):
+                        self._halt(core, item if isinstance(item, Bar) else core.last_bar)
+                        halt_started = loop.time()
+                if self.halted and self._flat():
+                    return {"ended": "HALTED", "flat": True}
+                if halt_started is not None and loop.time() - halt_started > HALT_WAIT_SECONDS:
+                    return {"ended": "HALTED", "flat": False}
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    def _halt(self, core: RunnerCore, bar: Bar | None) -> None:
+        self.halted = True
+        if bar is None:
+            return
+        now = bar.at + timedelta(seconds=self.bar_seconds)
+        facts = core.market_facts(now, bar)
+        cancelled, flatten_id = halt_orders(self.manager, self.symbol, facts,
+                                            tag=str(int(now.timestamp())),
+                                            mark=Decimal(str(bar.close)))
+        log.info("runner_halted", bot_id=self.bot_id, cancelled=cancelled,
+                 flatten_order=flatten_id)
+
+    def _flat(self) -> bool:
+        if self.manager.position(self.symbol) != 0 or self.manager.open:
+            return False
+        return self.broker.position(self.symbol).qty == 0
+
+    def _follow_health(self, feed: Any) -> None:
+        health = getattr(feed, "health", None)
+        degraded = health is not None and str(getattr(health, "value", health)) != "OK"
+        if degraded != self.degraded:
+            self._set_status(JobStatus.DEGRADED if degraded else JobStatus.RUNNING,
+                             "DATA_FEED_DEGRADED" if degraded else "DATA_FEED_RECOVERED",
+                             f"feed {getattr(feed, 'active', '?')}")
+
+    def _set_status(self, status: JobStatus, code: str, why: str) -> None:
+        try:
+            self.ctx.set_status(status, code, why)
+            self.degraded = status is JobStatus.DEGRADED
+        except LeaseLost:
+            raise
+        except ValueError:
+            pass
+
+
+_TICK = object()
+
+
+def run_runner(ctx: JobContext) -> dict[str, Any]:
+    return Runner(ctx).run()
+
+
+register_handler(JobType.RUNNER, run_runner)
