@@ -10,7 +10,8 @@ DEGRADED), and watches the kill state: on a HARD kill the runner cancels, flatte
 until the broker shows it flat, and ends.
 
 Payload (services.runners): bot_id, mode, broker, provider, dataset, symbol, timeframe,
-speed, start; optional `faults` (the autonomy demo's provider faults) and `backup`.
+speed, start; optional `end` (fast-forward on history), `faults` (the autonomy demo's
+provider faults) and `backup`.
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ class Runner:
                           limits, load_money(self.engine, self.bot_id, bot.account_id),
                           size=1, bar_seconds=self.bar_seconds, events=events)
         self.start = self._start_time(resume.get("last_bar_time"))
+        # Fast-forward paper trading on history ends at `end`; a live runner has none.
+        end = self.payload.get("end")
+        self.end = datetime.fromisoformat(str(end)) if end else None
         if not core.restore(resume.get("state") or {}):
             self._warm_up(core, strategy.warmup)
         return core
@@ -206,6 +210,8 @@ class Runner:
         async def consume() -> None:
             try:
                 async for bar in feed.stream_bars(self.symbol, self.timeframe, start=self.start):
+                    if self.end is not None and bar.at >= self.end:
+                        break
                     await queue.put(bar)
                 await queue.put(None)
             except Exception as exc:  # reported to the loop, which degrades and retries
