@@ -1,10 +1,11 @@
 """What a worker imports to trade: the RUNNER job's handler and the kill engine's
-execution hook (cancel and flatten when no runner is alive to do it)."""
+execution hook (cancel and flatten when no runner is alive to do it), the RECONCILE job and
+the loop that reconciles DEGRADED runners."""
 
 from __future__ import annotations
 
 from botwarden.services.kill import register_execution_hooks
-from botwarden.trading import runner_job  # noqa: F401  (registers the RUNNER handler)
+from botwarden.trading import reconcile_jobs, runner_job  # noqa: F401  (register handlers)
 from botwarden.trading.halt import RunnerlessHalt
 
 _installed = False

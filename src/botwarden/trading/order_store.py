@@ -93,12 +93,14 @@ class NewOrder:
 
 def check_fence(conn: Connection, bot_id: str, job_id: str | None) -> None:
     """Raise FenceLost unless `job_id` still owns the bot's runner state (None: a system
-    writer such as the kill engine, which needs no fence)."""
-    if job_id is None:
-        return
-    owner = conn.execute(sa.select(runner_states.c.job_id)
-                         .where(runner_states.c.bot_id == bot_id)).scalar_one_or_none()
-    if owner != job_id:
+    writer such as the kill engine or a reconcile, which needs no fence). On PostgreSQL the
+    row is locked, so the bot's writers (its runner, a reconcile, the kill engine) take
+    turns; SQLite's write transactions already do."""
+    query = sa.select(runner_states.c.job_id).where(runner_states.c.bot_id == bot_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    owner = conn.execute(query).scalar_one_or_none()
+    if job_id is not None and owner != job_id:
         raise FenceLost(f"runner state of bot {bot_id} is owned by job {owner}")
 
 
