@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     }
     timeout_worker_interval_seconds: float = 15.0
     supervisor_interval_seconds: float = 10.0
+    # The post-trade risk monitor and kill detectors (domain.md: every bar and every 5 s).
+    risk_monitor_interval_seconds: float = 5.0
     breaker_failure_threshold: int = 3
     breaker_window_seconds: float = 1800.0
     breaker_half_open_seconds: float = 900.0

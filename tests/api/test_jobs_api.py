@@ -133,8 +133,8 @@ def test_the_scheduler_lists_and_runs_loops(
     client: TestClient, user: ApiUser, make_user: Callable[..., ApiUser]
 ) -> None:
     tasks = client.get("/api/scheduler", headers=user.headers).json()["tasks"]
-    assert {t["name"]: t["interval_seconds"] for t in tasks} == {"timeout_worker": 15.0,
-                                                                 "supervisor": 10.0}
+    intervals = {t["name"]: t["interval_seconds"] for t in tasks}  # and any a package added
+    assert (intervals["timeout_worker"], intervals["supervisor"]) == (15.0, 10.0)
     ran = client.post("/api/scheduler/trigger", json={"task": "supervisor"},
                       headers=user.headers)
     assert ran.status_code == 200, ran.text
@@ -154,4 +154,4 @@ def test_readiness_reports_workers_and_loops(client: TestClient) -> None:
     check = client.get("/api/ready").json()["checks"]["workers"]
     # This app runs no workers of its own (run_workers is off in tests): it only reports.
     assert check["ok"] is True and check["workers_alive"] == 0
-    assert set(check["loops_stale"]) == {"timeout_worker", "supervisor"}
+    assert set(check["loops_stale"]) >= {"timeout_worker", "supervisor"}

@@ -145,6 +145,25 @@ def test_a_missing_data_provider_kills_a_running_bot() -> None:
     assert detect(replace(CALM, data_feed=missing, runner_heartbeat_age_s=None)).kill is None
 
 
+def test_a_feed_down_for_another_reason_kills_only_once_bars_stop() -> None:
+    empty = ProviderFacts("replay", ProviderStatus.DOWN, "NO_DATA")
+    # Bars still arrive: the status row is stale (the store was filled after the verify).
+    assert detect(replace(CALM, data_feed=empty, bar_age_s=30.0)).kill is None
+    assert detect(replace(CALM, data_feed=empty, bar_age_s=None)).kill is None  # warming up
+    found = detect(replace(CALM, data_feed=empty, bar_age_s=121.0))
+    assert found.kill is not None
+    assert found.kill.trigger is TriggerCode.DATA_PROVIDER_MISSING
+    assert "NO_DATA" in found.kill.reason
+
+
+def test_a_broker_down_or_unconfigured_kills() -> None:
+    down = ProviderFacts("tradovate", ProviderStatus.DOWN, "KEY_MISSING", configured=False)
+    found = detect(replace(CALM, stage=Stage.CANARY, broker=down, runner_heartbeat_age_s=None))
+    assert found.kill is not None
+    assert found.kill.trigger is TriggerCode.DATA_PROVIDER_MISSING
+    assert "broker tradovate" in found.kill.reason
+
+
 def test_revoked_entitlement_on_feed_or_broker_kills() -> None:
     revoked_feed = ProviderFacts("databento", ProviderStatus.DOWN, "ENTITLEMENT_REVOKED")
     found = detect(replace(CALM, data_feed=revoked_feed))

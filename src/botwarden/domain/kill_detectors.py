@@ -10,14 +10,12 @@ several fire (money first, then the plumbing that keeps the bot honest):
 | DAILY_LOSS_BREACH | daily loss >= the bot's max_daily_loss_usd, or >= 5% of capital | HARD |
 | DD_BREACH | drawdown from the equity peak >= 20% | HARD |
 | ENTITLEMENT_REVOKED | the data feed (running bot) or the broker is DOWN, key refused | HARD |
-| DATA_PROVIDER_MISSING | the data feed (running bot) or the broker is DOWN otherwise | HARD |
+| DATA_PROVIDER_MISSING | a key missing (feed of a running bot, or broker), broker DOWN | HARD |
+| DATA_PROVIDER_MISSING | the feed DOWN otherwise and no bar for 2 bar intervals | HARD |
 | STALE_HEARTBEAT_CRITICAL | runner heartbeat older than 90 s while the bot has exposure | HARD |
 | EXECUTION_REJECTION_SPIKE | >= 5 broker rejections and >= 50% of orders sent in 5 min | HARD |
 | CIRCUIT_OPEN | circuit breaker open on a CANARY or LIVE bot | HARD |
 | RATE_LIMIT_STORM | >= 20 rate-limited calls within a minute | SOFT |
-
-"DOWN otherwise" is a missing or unconfigured key, or a failover chain with nothing left
-to serve.
 
 A bot is killed at most once: HARD_KILLED and QUARANTINED bots get no kill; a SOFT_KILLED
 bot only an escalation to HARD. Raising any threshold never adds a kill (monotone)."""
@@ -50,6 +48,7 @@ class MonitorAction(StrEnum):
 
 
 REVOKED = "ENTITLEMENT_REVOKED"
+KEY_MISSING = "KEY_MISSING"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +65,13 @@ class ProviderFacts:
         return self.status is ProviderStatus.DOWN and self.reason == REVOKED
 
     @property
-    def is_missing(self) -> bool:
-        """Cannot serve for a reason other than a refused key: no key, nothing to serve."""
-        return not self.configured or (self.status is ProviderStatus.DOWN and not self.is_revoked)
+    def is_key_missing(self) -> bool:
+        return not self.configured or (self.status is ProviderStatus.DOWN
+                                       and self.reason == KEY_MISSING)
+
+    @property
+    def is_down(self) -> bool:
+        return self.status is ProviderStatus.DOWN
 
 
 def combine_feed(chain: Sequence[ProviderFacts]) -> ProviderFacts | None:
@@ -190,18 +193,7 @@ def _fired(watch: BotWatch, t: Thresholds, band_trigger: str | None) -> list[Kil
         fired.append(KillDecision(TriggerCode.DD_BREACH, hard,
                                   f"equity {watch.equity} is 20% or more below its peak "
                                   f"{watch.equity_peak}"))
-    sources = [("broker", watch.broker)]
-    if watch.has_runner:
-        sources.insert(0, ("data feed", watch.data_feed))
-    for role, facts in sources:
-        if facts is not None and facts.is_revoked:
-            fired.append(KillDecision(TriggerCode.ENTITLEMENT_REVOKED, hard,
-                                      f"{role} {facts.name}: entitlement revoked"))
-    for role, facts in sources:
-        if facts is not None and facts.is_missing:
-            fired.append(KillDecision(TriggerCode.DATA_PROVIDER_MISSING, hard,
-                                      f"{role} {facts.name} is {facts.status.value} "
-                                      f"({facts.reason or 'not configured'})"))
+    fired += _integration_triggers(watch, t)
     age = watch.runner_heartbeat_age_s
     if age is not None and age > t.stale_heartbeat_seconds and watch.has_exposure:
         fired.append(KillDecision(TriggerCode.STALE_HEARTBEAT_CRITICAL, hard,
@@ -221,6 +213,36 @@ def _fired(watch: BotWatch, t: Thresholds, band_trigger: str | None) -> list[Kil
                                   f"{watch.rate_limited_calls} rate-limited calls within "
                                   f"{t.rate_limit_window_seconds:.0f} s"))
     return fired
+
+
+def _integration_triggers(watch: BotWatch, t: Thresholds) -> list[KillDecision]:
+    """The broker always; the data feed while a runner uses it. A feed DOWN for a reason
+    other than its key (a verify that found nothing, a chain with nothing left) is believed
+    only once bars stop: a runner still fed proves the status row stale."""
+    hard, fired = KillMode.HARD, []
+    feed = watch.data_feed if watch.has_runner else None
+    for role, facts in (("data feed", feed), ("broker", watch.broker)):
+        if facts is not None and facts.is_revoked:
+            fired.append(KillDecision(TriggerCode.ENTITLEMENT_REVOKED, hard,
+                                      f"{role} {facts.name}: entitlement revoked"))
+    if feed is not None and not feed.is_revoked and (
+            feed.is_key_missing or (feed.is_down and _data_stale(watch, t))):
+        fired.append(KillDecision(TriggerCode.DATA_PROVIDER_MISSING, hard,
+                                  f"data feed {feed.name} is {feed.status.value} "
+                                  f"({feed.reason or 'not configured'})"))
+    broker = watch.broker
+    if broker is not None and not broker.is_revoked and (broker.is_key_missing
+                                                         or broker.is_down):
+        fired.append(KillDecision(TriggerCode.DATA_PROVIDER_MISSING, hard,
+                                  f"broker {broker.name} is {broker.status.value} "
+                                  f"({broker.reason or 'not configured'})"))
+    return fired
+
+
+def _data_stale(watch: BotWatch, t: Thresholds) -> bool:
+    """No bar for longer than the allowed multiple of the expected interval, in session."""
+    return (watch.has_runner and watch.session_open and watch.bar_age_s is not None
+            and watch.bar_age_s > t.stale_data_bar_multiple * watch.bar_wall_seconds)
 
 
 def _kill_to_make(state: KillState, fired: list[KillDecision]) -> KillDecision | None:
@@ -243,8 +265,8 @@ def _actions(watch: BotWatch, t: Thresholds, kill: KillDecision | None
              ) -> tuple[tuple[MonitorAction, ...], tuple[str, ...]]:
     actions: list[MonitorAction] = []
     warnings: list[str] = []
-    if (watch.has_runner and watch.session_open and watch.bar_age_s is not None
-            and watch.bar_age_s > t.stale_data_bar_multiple * watch.bar_wall_seconds):
+    if _data_stale(watch, t):
+        assert watch.bar_age_s is not None
         actions.append(MonitorAction.STALE_DATA)
         warnings.append(f"stale data: last bar {watch.bar_age_s:.0f} s ago, expected every "
                         f"{watch.bar_wall_seconds:g} s")

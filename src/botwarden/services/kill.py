@@ -6,6 +6,8 @@ Acting on the market (cancel working orders, flatten, stop the runner) goes thro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -35,6 +37,20 @@ _hooks: list[ExecutionHooks] = []
 
 def register_execution_hooks(hooks: ExecutionHooks) -> None:
     _hooks.append(hooks)
+
+
+def unregister_execution_hooks(hooks: ExecutionHooks) -> None:
+    _hooks.remove(hooks)
+
+
+@contextmanager
+def installed_execution_hooks(hooks: ExecutionHooks) -> Iterator[ExecutionHooks]:
+    """`hooks` registered for the length of a block (tests, a trading layer's lifetime)."""
+    register_execution_hooks(hooks)
+    try:
+        yield hooks
+    finally:
+        unregister_execution_hooks(hooks)
 
 
 def run_halt_hooks(session: Session, bot: Bot, trace_id: str | None) -> list[dict[str, Any]]:

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 JobHandler = Callable[["JobContext"], dict[str, Any] | None]
 
-# Modules whose import registers the production handlers (research, trading, promotion).
-HANDLER_MODULES: tuple[str, ...] = ("botwarden.research.jobs", "botwarden.trading.jobs")
+# Modules whose import registers the production handlers (research, trading, promotion)
+# and scheduled tasks (the risk monitor).
+HANDLER_MODULES: tuple[str, ...] = ("botwarden.research.jobs", "botwarden.trading.jobs",
+                                     "botwarden.services.risk_monitor")
 
 
 class HandlerRegistry:
