@@ -85,3 +85,16 @@ def backtest_of(settings: Settings, risk: dict[str, Any] | None = None,
 def first_bar_iso(settings: Settings) -> str:
     bars = BarStore(settings.data_dir).load("MES", None, None, "1m", dataset=SYNTHETIC_DATASET)
     return str(np.datetime64(int(bars.ts[0]), "ns").astype("datetime64[us]")) + "+00:00"
+
+
+def run_to_completion(engine: Engine, settings: Settings, account_id: str, bot_id: str,
+                      payload: dict[str, Any]) -> dict[str, Any]:
+    """Run a RUNNER job in this thread and complete it as its worker would."""
+    from botwarden.trading.runner_job import run_runner
+
+    ctx = runner_context(engine, settings, account_id, bot_id, payload)
+    result = run_runner(ctx)
+    with write_transaction(engine) as conn:
+        job_store.complete_jobs(conn, [job_store.Completion(ctx.job, ctx.status, result)],
+                                actor="test-worker", now=utcnow())
+    return result
