@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     breaker_failure_threshold: int = 3
     breaker_window_seconds: float = 1800.0
     breaker_half_open_seconds: float = 900.0
+    # Runners: the data provider they stream from ("replay" plays the local bar store; a
+    # keyed vendor such as "databento" once configured) and the replay speed (60.0: one
+    # 1-minute bar per second; None: as fast as the runner takes them).
+    runner_provider: str = "replay"
+    runner_replay_speed: float | None = Field(default=60.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -24,6 +24,7 @@ from botwarden.api.routers import (
     policy,
     record,
     research,
+    runners,
     stages,
     users,
 )
@@ -39,6 +40,7 @@ ROUTERS += [integrations.router, market_context.router]
 ROUTERS += [record.router]
 ROUTERS += [research.router]
 ROUTERS += [stages.router, autonomy.router, jobs.router]
+ROUTERS += [runners.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
