@@ -22,6 +22,7 @@ from botwarden.api.routers import (
     kill,
     market_context,
     policy,
+    reconcile,
     record,
     research,
     runners,
@@ -40,7 +41,7 @@ ROUTERS += [integrations.router, market_context.router]
 ROUTERS += [record.router]
 ROUTERS += [research.router]
 ROUTERS += [stages.router, autonomy.router, jobs.router]
-ROUTERS += [runners.router]
+ROUTERS += [runners.router, reconcile.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
