@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from botwarden.clock import as_utc
 from botwarden.data.calendar import get_calendar, to_datetime, to_ns
 from botwarden.domain.bars import TIMEFRAME_SECONDS
 from botwarden.domain.errors import DomainError, NotFound
@@ -103,9 +104,8 @@ def capital_of(limits: RiskLimits | None, starting_capital: Decimal) -> Decimal:
     return starting_capital
 
 
-def read_limits(conn: Session | Connection, bot_id: str) -> RiskLimits | None:
-    """The bot's parsed risk limits; None when it has none or they no longer parse."""
-    raw = conn.execute(sa.select(RiskConfig.config).where(RiskConfig.bot_id == bot_id)).scalar()
+def parse_limits(raw: Any) -> RiskLimits | None:
+    """A stored risk config parsed; None when there is none or it no longer parses."""
     if raw is None:
         return None
     try:
@@ -120,53 +120,86 @@ def book_of(row: Any) -> Book:
     return Book(int(row.qty), lots, row.realized_pnl, row.fees)
 
 
+# Statements built once: the monitor runs them for every bot every few seconds, and a
+# prebuilt statement skips SQLAlchemy's construction and cache-key work.
+_bot: sa.BindParameter[str] = sa.bindparam("bot_id")
+HEAD_COLUMNS = (Bot.symbol, Bot.timeframe, Account.starting_capital,
+                RiskConfig.config.label("risk_config"), RunnerState.last_price,
+                RunnerState.last_bar_time)
+
+
+def head_query(*columns: Any) -> sa.Select[Any]:
+    """The bot's row with what its figures start from (and `columns` besides)."""
+    return (sa.select(*HEAD_COLUMNS, *columns)
+            .join(Account, Account.id == Bot.account_id)
+            .outerjoin(RiskConfig, RiskConfig.bot_id == Bot.id)
+            .outerjoin(RunnerState, RunnerState.bot_id == Bot.id)
+            .where(Bot.id == _bot))
+
+
+_HEAD = head_query()
+_POSITIONS = sa.select(Position.symbol, Position.qty, Position.lots, Position.realized_pnl,
+                       Position.fees).where(Position.bot_id == _bot)
+_SESSION_PNL = sa.select(TradeLog.pnl).where(
+    TradeLog.bot_id == _bot, TradeLog.is_invalid.is_(False),
+    TradeLog.source_type.in_(STAGE_SOURCES), TradeLog.exit_time >= sa.bindparam("opens"),
+    TradeLog.exit_time < sa.bindparam("closes"))
+# The highest stored equity, read exactly: ordered numerically (SQLite keeps Money as text,
+# whose MAX would be the lexicographic one) and returned as stored; and the latest snapshot.
+_SNAPSHOTS = sa.select(
+    sa.select(EquitySnapshot.equity).where(EquitySnapshot.bot_id == _bot)
+    .order_by(sa.cast(EquitySnapshot.equity, sa.Numeric).desc()).limit(1)
+    .scalar_subquery().label("peak"),
+    sa.select(sa.func.max(EquitySnapshot.at)).where(EquitySnapshot.bot_id == _bot)
+    .scalar_subquery().label("last_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class FiguresRead:
+    """The figures with what was read on the way, for callers that need it too."""
+
+    figures: BotFigures
+    limits: RiskLimits | None
+    position: int  # signed contracts of the bot's symbol
+    last_snapshot_at: datetime | None
+
+
 def bot_figures(session_or_conn: Session | Connection, bot_id: str,
                 now: datetime) -> BotFigures:
-    conn = session_or_conn
-    bot = conn.execute(
-        sa.select(Bot.symbol, Bot.timeframe, Account.starting_capital)
-        .join(Account, Account.id == Bot.account_id).where(Bot.id == bot_id)).first()
-    if bot is None:
+    head = session_or_conn.execute(_HEAD, {"bot_id": bot_id}).first()
+    if head is None:
         raise NotFound("bot")
-    capital = capital_of(read_limits(conn, bot_id), bot.starting_capital)
-    runner = conn.execute(sa.select(RunnerState.last_price, RunnerState.last_bar_time)
-                          .where(RunnerState.bot_id == bot_id)).first()
-    last_price = runner.last_price if runner is not None else None
-    last_bar_time = runner.last_bar_time if runner is not None else None
+    return figures_from(session_or_conn, bot_id, head, now).figures
 
-    realized, open_pnl = ZERO, ZERO
-    for row in conn.execute(sa.select(Position.symbol, Position.qty, Position.lots,
-                                      Position.realized_pnl, Position.fees)
-                            .where(Position.bot_id == bot_id)).all():
+
+def figures_from(conn: Session | Connection, bot_id: str, head: Any,
+                 now: datetime) -> FiguresRead:
+    """The figures of a bot whose `head_query` row is `head`."""
+    limits = parse_limits(head.risk_config)
+    capital = capital_of(limits, head.starting_capital)
+    last_price, symbol = head.last_price, head.symbol
+    realized, open_pnl, position = ZERO, ZERO, 0
+    for row in conn.execute(_POSITIONS, {"bot_id": bot_id}).all():
         realized += row.realized_pnl
+        if row.symbol == symbol:
+            position = int(row.qty)
         # The runner's last price is the mark of the bot's one symbol.
-        if row.qty != 0 and last_price is not None and row.symbol == bot.symbol:
+        if row.qty != 0 and last_price is not None and row.symbol == symbol:
             open_pnl += unrealized(book_of(row), last_price,
                                    get_instrument(row.symbol).point_value)
-
-    opens, closes = session_bounds(get_instrument(bot.symbol).calendar,
-                                   last_bar_time if last_bar_time is not None else now)
-    daily_pnls = conn.execute(
-        sa.select(TradeLog.pnl).where(
-            TradeLog.bot_id == bot_id, TradeLog.is_invalid.is_(False),
-            TradeLog.source_type.in_(STAGE_SOURCES),
-            TradeLog.exit_time >= opens, TradeLog.exit_time < closes)).scalars().all()
+    anchor = head.last_bar_time if head.last_bar_time is not None else now
+    opens, closes = session_bounds(get_instrument(symbol).calendar, anchor)
+    daily_pnls = conn.execute(_SESSION_PNL, {"bot_id": bot_id, "opens": opens,
+                                             "closes": closes}).scalars().all()
     # Summed here, not in SQL: SQLite stores Money as text and would sum it as floats.
     daily_realized = sum(daily_pnls, ZERO)
-
+    snapshots = conn.execute(_SNAPSHOTS, {"bot_id": bot_id}).one()
     equity = capital + realized + open_pnl
     peak = max(capital, equity)
-    stored_peak = _snapshot_peak(conn, bot_id)
-    if stored_peak is not None:
-        peak = max(peak, stored_peak)
-    return BotFigures(capital=capital, realized_pnl=realized, daily_realized=daily_realized,
-                      unrealized=open_pnl, daily_pnl=daily_realized + open_pnl, equity=equity,
-                      equity_peak=peak)
-
-
-def _snapshot_peak(conn: Session | Connection, bot_id: str) -> Decimal | None:
-    """The highest stored equity, read exactly: ordered numerically (SQLite keeps Money as
-    text, whose MAX would be the lexicographic one) and returned as stored."""
-    column = EquitySnapshot.equity
-    return conn.execute(sa.select(column).where(EquitySnapshot.bot_id == bot_id)
-                        .order_by(sa.cast(column, sa.Numeric).desc()).limit(1)).scalar()
+    if snapshots.peak is not None:
+        peak = max(peak, Decimal(str(snapshots.peak)))
+    figures = BotFigures(capital=capital, realized_pnl=realized, daily_realized=daily_realized,
+                         unrealized=open_pnl, daily_pnl=daily_realized + open_pnl,
+                         equity=equity, equity_peak=peak)
+    last_at = snapshots.last_at
+    return FiguresRead(figures, limits, position, None if last_at is None else as_utc(last_at))

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from botwarden.clock import as_utc
 from botwarden.config import Settings
 from botwarden.data.integrations.telemetry import bucket_of
-from botwarden.domain.circuit_breaker import BreakerState
+from botwarden.domain.circuit_breaker import Breaker, BreakerState
 from botwarden.domain.jobs import JobStatus, JobType
 from botwarden.domain.kill import KillState
 from botwarden.domain.kill_detectors import (
@@ -42,16 +42,15 @@ from botwarden.domain.kill_detectors import (
 )
 from botwarden.domain.stages import Stage
 from botwarden.domain.trading import OrderStatus, TradingState
-from botwarden.services.bot_figures import BotFigures, bot_figures, market_clock, read_limits
-from botwarden.store.breakers import read_breaker
+from botwarden.services.bot_figures import BotFigures, figures_from, head_query, market_clock
 from botwarden.store.models import (
     Bot,
     BotJob,
+    CircuitBreaker,
     EquitySnapshot,
     IntegrationStatus,
     IntegrationTelemetry,
     Order,
-    Position,
     RunnerState,
 )
 from botwarden.workers.policy import breaker_policy
@@ -79,61 +78,83 @@ class Gathered:
     last_snapshot_at: datetime | None
 
 
+_bot: sa.BindParameter[str] = sa.bindparam("bot_id")
+# Statements built once (see bot_figures): seven reads a bot, one more in a rate-limit storm.
+_HEAD = head_query(Bot.stage, Bot.kill_state, Bot.trading_state,
+                   RunnerState.updated_at.label("bar_written_at"), RunnerState.bar_wall_seconds,
+                   CircuitBreaker.opened_at.label("breaker_opened_at")
+                   ).outerjoin(CircuitBreaker, CircuitBreaker.bot_id == Bot.id)
+_RUNNER = (sa.select(BotJob.status, BotJob.payload, BotJob.last_heartbeat_at,
+                     BotJob.started_at, BotJob.created_at)
+           .where(BotJob.bot_id == _bot, BotJob.job_type == JobType.RUNNER.value)
+           .order_by(BotJob.created_at.desc(), BotJob.id.desc()).limit(1))
+_since: sa.BindParameter[datetime] = sa.bindparam("since")
+_sent = sa.and_(Order.created_at >= _since, Order.status != OrderStatus.PENDING.value)
+_ORDERS = sa.select(
+    sa.func.sum(sa.case((Order.status.in_(WORKING), 1), else_=0)).label("working"),
+    sa.func.sum(sa.case((_sent, 1), else_=0)).label("sent"),
+    sa.func.sum(sa.case((sa.and_(_sent, Order.status == OrderStatus.REJECTED.value), 1),
+                        else_=0)).label("rejected"),
+).where(Order.bot_id == _bot)
+_INTEGRATIONS = sa.select(IntegrationStatus.name, IntegrationStatus.status,
+                          IntegrationStatus.last_error_code, IntegrationStatus.configured
+                          ).where(IntegrationStatus.name.in_(sa.bindparam("names",
+                                                                         expanding=True)))
+_FAILED_CALLS = (sa.select(IntegrationTelemetry.bucket_start,
+                           sa.func.sum(IntegrationTelemetry.calls
+                                       - IntegrationTelemetry.ok_calls))
+                 .where(IntegrationTelemetry.provider == sa.bindparam("provider"),
+                        IntegrationTelemetry.bucket_start >= sa.bindparam("previous"),
+                        IntegrationTelemetry.bucket_start <= sa.bindparam("current"))
+                 .group_by(IntegrationTelemetry.bucket_start))
+
+
 def gather_watch(conn: Executor, bot_id: str, now: datetime, *, settings: Settings,
                  thresholds: Thresholds) -> Gathered | None:
     """The bot's facts now; None when the bot no longer exists."""
-    bot = conn.execute(sa.select(Bot.stage, Bot.kill_state, Bot.trading_state, Bot.symbol,
-                                 Bot.timeframe).where(Bot.id == bot_id)).first()
-    if bot is None:
+    head = conn.execute(_HEAD, {"bot_id": bot_id}).first()
+    if head is None:
         return None
-    figures = bot_figures(conn, bot_id, now)
-    limits = read_limits(conn, bot_id)
-    stage = Stage(bot.stage)
-    runner = _latest_runner(conn, bot_id)
-    state = conn.execute(sa.select(RunnerState.last_bar_time, RunnerState.updated_at,
-                                   RunnerState.bar_wall_seconds)
-                         .where(RunnerState.bot_id == bot_id)).first()
-    clock = market_clock(bot.symbol, bot.timeframe,
-                         state.last_bar_time if state is not None else None, now)
+    read = figures_from(conn, bot_id, head, now)
+    figures, limits = read.figures, read.limits
+    stage = Stage(head.stage)
+    runner = conn.execute(_RUNNER, {"bot_id": bot_id}).first()
+    clock = market_clock(head.symbol, head.timeframe, head.last_bar_time, now)
     feed_chain = _feed_chain(runner)
-    feed = combine_feed([_provider(conn, name) or ProviderFacts(name, ProviderStatus.OK)
-                         for name in feed_chain])
     broker_name = STAGE_BROKER.get(stage)
-    broker = _provider(conn, broker_name) if broker_name else None
-    rejections, sent = _order_counts(conn, bot_id, now, thresholds.rejection_window_seconds)
+    stored = _providers(conn, [*feed_chain, *([broker_name] if broker_name else [])])
+    feed = combine_feed([stored.get(name) or ProviderFacts(name, ProviderStatus.OK)
+                         for name in feed_chain])
+    broker = stored.get(broker_name) if broker_name else None
+    since = now - timedelta(seconds=thresholds.rejection_window_seconds)
+    orders = conn.execute(_ORDERS, {"bot_id": bot_id, "since": since}).one()
+    # Only the opening time decides OPEN (the failures tell HALF_OPEN from CLOSED).
+    breaker = Breaker(opened_at=head.breaker_opened_at)
     watch = BotWatch(
-        bot_id=bot_id, stage=stage, kill_state=KillState(bot.kill_state),
-        trading_state=TradingState(bot.trading_state),
-        position=_position(conn, bot_id, bot.symbol), working_orders=_working(conn, bot_id),
+        bot_id=bot_id, stage=stage, kill_state=KillState(head.kill_state),
+        trading_state=TradingState(head.trading_state), position=read.position,
+        working_orders=int(orders.working or 0),
         runner_heartbeat_age_s=_heartbeat_age(runner, now),
-        bar_age_s=_bar_age(runner, state, now),
-        bar_wall_seconds=float(state.bar_wall_seconds) if state is not None else 60.0,
-        rejections=rejections, sent=sent, data_feed=feed, broker=broker,
+        bar_age_s=_bar_age(runner, head, now),
+        bar_wall_seconds=float(head.bar_wall_seconds or 60.0),
+        rejections=int(orders.rejected or 0), sent=int(orders.sent or 0),
+        data_feed=feed, broker=broker,
         rate_limited_calls=sum(_rate_limited(conn, p, now) for p in (feed, broker)
                                if p is not None),
         capital=figures.capital, daily_pnl=figures.daily_pnl, equity=figures.equity,
         equity_peak=figures.equity_peak,
         max_daily_loss_usd=limits.max_daily_loss_usd if limits is not None else None,
-        breaker_open=read_breaker(conn, bot_id).state(now, breaker_policy(settings))
-        is BreakerState.OPEN,
+        breaker_open=breaker.state(now, breaker_policy(settings)) is BreakerState.OPEN,
         session_open=clock.is_open, minutes_to_close=clock.minutes_to_close,
         flatten_before_close_minutes=limits.flatten_before_close_minutes if limits else 15,
         flatten_intraday=limits.flatten_intraday if limits else True)
-    return Gathered(watch, figures, last_snapshot_at(conn, bot_id))
+    return Gathered(watch, figures, read.last_snapshot_at)
 
 
 def last_snapshot_at(conn: Executor, bot_id: str) -> datetime | None:
     at = conn.execute(sa.select(sa.func.max(EquitySnapshot.at))
                       .where(EquitySnapshot.bot_id == bot_id)).scalar()
     return None if at is None else as_utc(at)
-
-
-def _latest_runner(conn: Executor, bot_id: str) -> Any:
-    return conn.execute(
-        sa.select(BotJob.status, BotJob.payload, BotJob.last_heartbeat_at, BotJob.started_at,
-                  BotJob.created_at, BotJob.completed_at)
-        .where(BotJob.bot_id == bot_id, BotJob.job_type == JobType.RUNNER.value)
-        .order_by(BotJob.created_at.desc(), BotJob.id.desc()).limit(1)).first()
 
 
 def _heartbeat_age(runner: Any, now: datetime) -> float | None:
@@ -143,10 +164,10 @@ def _heartbeat_age(runner: Any, now: datetime) -> float | None:
     return max(0.0, (now - as_utc(beat)).total_seconds())
 
 
-def _bar_age(runner: Any, state: Any, now: datetime) -> float | None:
-    if state is None or state.last_bar_time is None:
+def _bar_age(runner: Any, head: Any, now: datetime) -> float | None:
+    if head.last_bar_time is None or head.bar_written_at is None:
         return None
-    since = as_utc(state.updated_at)
+    since = as_utc(head.bar_written_at)
     if runner is not None and runner.started_at is not None:
         since = max(since, as_utc(runner.started_at))
     return max(0.0, (now - since).total_seconds())
@@ -161,17 +182,12 @@ def _feed_chain(runner: Any) -> list[str]:
     return chain
 
 
-def _provider(conn: Executor, name: str) -> ProviderFacts | None:
-    """An integration's stored status; None without a row. A data provider without one has
-    reported no failure (the registry adds rows as providers report); a broker without one
-    is simulated."""
-    row = conn.execute(sa.select(IntegrationStatus.status, IntegrationStatus.last_error_code,
-                                 IntegrationStatus.configured)
-                       .where(IntegrationStatus.name == name)).first()
-    if row is None:
-        return None
-    return ProviderFacts(name, ProviderStatus(row.status), row.last_error_code,
-                         bool(row.configured))
+def _providers(conn: Executor, names: list[str]) -> dict[str, ProviderFacts]:
+    """Stored integration statuses by name. A data provider without a row has reported no
+    failure (the registry adds rows as providers report); a broker without one is simulated."""
+    rows = conn.execute(_INTEGRATIONS, {"names": names}).all()
+    return {row.name: ProviderFacts(row.name, ProviderStatus(row.status), row.last_error_code,
+                                    bool(row.configured)) for row in rows}
 
 
 def _rate_limited(conn: Executor, provider: ProviderFacts, now: datetime) -> int:
@@ -179,33 +195,8 @@ def _rate_limited(conn: Executor, provider: ProviderFacts, now: datetime) -> int
         return 0
     current = bucket_of(now)
     previous = current - timedelta(seconds=MINUTE)
-    rows = conn.execute(
-        sa.select(IntegrationTelemetry.bucket_start,
-                  sa.func.sum(IntegrationTelemetry.calls - IntegrationTelemetry.ok_calls))
-        .where(IntegrationTelemetry.provider == provider.name,
-               IntegrationTelemetry.bucket_start >= previous,
-               IntegrationTelemetry.bucket_start <= current)
-        .group_by(IntegrationTelemetry.bucket_start)).all()
+    rows = conn.execute(_FAILED_CALLS, {"provider": provider.name, "previous": previous,
+                                        "current": current}).all()
     failed = {as_utc(start): int(total or 0) for start, total in rows}
     overlap = 1.0 - (now - current).total_seconds() / MINUTE
     return int(failed.get(current, 0) + failed.get(previous, 0) * overlap)
-
-
-def _order_counts(conn: Executor, bot_id: str, now: datetime,
-                  window_seconds: float) -> tuple[int, int]:
-    rejected = sa.func.sum(sa.case((Order.status == OrderStatus.REJECTED.value, 1), else_=0))
-    row = conn.execute(sa.select(rejected, sa.func.count()).where(
-        Order.bot_id == bot_id, Order.created_at >= now - timedelta(seconds=window_seconds),
-        Order.status != OrderStatus.PENDING.value)).one()
-    return int(row[0] or 0), int(row[1] or 0)
-
-
-def _position(conn: Executor, bot_id: str, symbol: str) -> int:
-    qty = conn.execute(sa.select(Position.qty).where(Position.bot_id == bot_id,
-                                                      Position.symbol == symbol)).scalar()
-    return int(qty or 0)
-
-
-def _working(conn: Executor, bot_id: str) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(Order).where(
-        Order.bot_id == bot_id, Order.status.in_(WORKING))).scalar() or 0)
