@@ -3,13 +3,16 @@
 Replay is the default provider: the local bar store played at the runner's speed (one
 1-minute bar per second at speed 60). The payload may name a `backup` (another replay feed
 of the same store, for the autonomy demo) and `faults` for the primary, in the shape
-{"kind": "RATE_LIMIT", "calls": 40, "retry_after": 0.2}: the storm a vendor's 429s make.
-Keyed vendors (databento, polygon) come from the integration registry when configured.
+{"kind": "RATE_LIMIT", "calls": 40, "retry_after": 0.2}: the storm a vendor's 429s make, and
+`probe_seconds`, how long the feed stays on the backup before probing the primary again
+(default: the failover's own 30 s). Keyed vendors (databento, polygon) come from the
+integration registry when configured.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -28,11 +31,14 @@ _lock = threading.Lock()
 
 def registry_for(settings: Settings, engine: Engine) -> IntegrationRegistry:
     """One integration registry per engine in this process: statuses and telemetry of every
-    runner's providers go through it to the database."""
+    runner's providers go through it to the database. Status changes are written at once;
+    the telemetry (proof of use, and the refused calls the rate-limit-storm detector counts)
+    by the registry's flusher, started with it."""
     with _lock:
         registry = _registries.get(id(engine))
         if registry is None:
             registry = _registries[id(engine)] = IntegrationRegistry(settings, engine)
+            registry.start_flusher()
         return registry
 
 
@@ -65,4 +71,6 @@ def build_feed(settings: Settings, engine: Engine, payload: dict[str, Any],
     # A demo storm should play out in seconds, not in production's half-minute backoffs.
     retry = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=2.0) \
         if payload.get("faults") else None
-    return FailoverProvider(providers, registry, retry=retry)
+    probe = payload.get("probe_seconds")
+    options = {"probe_interval": timedelta(seconds=float(probe))} if probe else {}
+    return FailoverProvider(providers, registry, retry=retry, **options)

@@ -272,7 +272,11 @@ class Runner:
         return self.broker.position(self.symbol).qty == 0
 
     def _follow_health(self, feed: Any) -> None:
+        # FailoverProvider.health is a method: read its answer, not the bound method (whose
+        # text is never "OK", which left every runner DEGRADED from its first watchdog tick).
         health = getattr(feed, "health", None)
+        if callable(health):
+            health = health()
         degraded = health is not None and str(getattr(health, "value", health)) != "OK"
         if degraded != self.degraded:
             self._set_status(JobStatus.DEGRADED if degraded else JobStatus.RUNNING,
