@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.engine import Connection
 
 from botwarden.clock import utcnow
 from botwarden.data.bar_store import BarStore
@@ -95,6 +96,7 @@ class Runner:
         self.speed = float(speed) if speed else None
         self.halted = False
         self.degraded = False
+        self.kill_after_bar = KillState.NONE.value
         self.bars = 0
 
     # ---- set-up ----
@@ -185,13 +187,18 @@ class Runner:
                 last_bar_time=bar.at, last_price=Decimal(str(bar.close)),
                 bar_wall_seconds=self.bar_seconds / self.speed if self.speed
                 else float(self.bar_seconds), now=now)
+            # Read with the bar's save, not in a round trip of its own: the loop acts on a
+            # kill after every bar.
+            self.kill_after_bar = self.kill_state(conn)
         self.ctx.heartbeat()
 
-    def kill_state(self) -> str:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.text(
-                "SELECT b.kill_state, a.kill_switch_engaged FROM bots b JOIN accounts a "
-                "ON a.id = b.account_id WHERE b.id = :id"), {"id": self.bot_id}).one()
+    def kill_state(self, conn: Connection | None = None) -> str:
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.kill_state(own)
+        row = conn.execute(sa.text(
+            "SELECT b.kill_state, a.kill_switch_engaged FROM bots b JOIN accounts a "
+            "ON a.id = b.account_id WHERE b.id = :id"), {"id": self.bot_id}).one()
         if row[1] and row[0] == KillState.NONE.value:
             return KillState.HARD_KILLED.value
         return str(row[0])
@@ -235,16 +242,24 @@ class Runner:
                     raise item
                 if isinstance(item, Bar):
                     self.process(core, item, fills_for)
-                if loop.time() - watched >= WATCH_SECONDS or item is _TICK:
+                watchdog = loop.time() - watched >= WATCH_SECONDS or item is _TICK
+                if watchdog:
                     watched = loop.time()
                     self.ctx.heartbeat()
                     if self.ctx.should_stop:
                         return {"ended": "STOPPED"}
                     self._follow_health(feed)
-                    if not self.halted and self.kill_state() in (
+                # The kill state is read after every bar too (with its save), not only by
+                # the watchdog: a kill is acted on within a bar.
+                if watchdog or isinstance(item, Bar):
+                    bar = item if isinstance(item, Bar) else core.last_bar
+                    state = self.kill_after_bar if isinstance(item, Bar) else self.kill_state()
+                    if not self.halted and state in (
                             KillState.HARD_KILLED.value, KillState.QUARANTINED.value):
-                        self._halt(core, item if isinstance(item, Bar) else core.last_bar)
+                        self._halt(core, bar)
                         halt_started = loop.time()
+                    elif self.halted and self._flatten_missing():
+                        self._halt(core, bar)  # the flatten was refused: again, a bar later
                 if self.halted and self._flat():
                     return {"ended": "HALTED", "flat": True}
                 if halt_started is not None and loop.time() - halt_started > HALT_WAIT_SECONDS:
@@ -265,6 +280,12 @@ class Runner:
                                             mark=Decimal(str(bar.close)))
         log.info("runner_halted", bot_id=self.bot_id, cancelled=cancelled,
                  flatten_order=flatten_id)
+
+    def _flatten_missing(self) -> bool:
+        """Halted with a position and nothing working to close it: the flatten was denied
+        (the market was closed) or rejected by the broker."""
+        return self.manager.position(self.symbol) != 0 and not any(
+            o.symbol == self.symbol for o in self.manager.open.values())
 
     def _flat(self) -> bool:
         if self.manager.position(self.symbol) != 0 or self.manager.open:
