@@ -98,10 +98,10 @@ class RunnerlessHalt:
         if broker_name is None:
             return {"bot_id": bot.id, "skipped": f"a {bot.stage} bot has no broker"}
         settings = self.settings or get_settings()
-        broker = make_broker(engine, settings, bot.id, broker_name)  # type: ignore[arg-type]
+        broker = make_broker(engine, settings, bot.id, broker_name)
         config = session.get(RiskConfig, bot.id)
         limits = parse_risk_limits(config.config) if config else None
-        manager = OrderManager(engine, bot_id=bot.id, job_id=None,  # type: ignore[arg-type]
+        manager = OrderManager(engine, bot_id=bot.id, job_id=None,
                                broker=broker, mode=bot.stage, source_type=bot.stage,
                                limits=limits)
         manager.load(bot.symbol)
