@@ -34,6 +34,7 @@ from botwarden.api.tracing import TraceIdMiddleware
 from botwarden.config import Settings, get_settings
 from botwarden.logging import configure_logging
 from botwarden.store.db import make_engine, make_session_factory
+from botwarden.trading.jobs import install_execution_hooks
 from botwarden.workers.background import start_background
 
 ROUTERS = [health.router, auth.router, users.router, bots.router, kill.router, policy.router]
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TraceIdMiddleware)
     app.add_middleware(MetricsMiddleware)  # outermost: times the whole request
     install_error_handlers(app)
+    # A HARD kill through the API acts on the market even in a process without workers.
+    install_execution_hooks()
     for router in ROUTERS:
         app.include_router(router)
     assert_every_mutation_guarded(app)

@@ -29,6 +29,7 @@ from botwarden.data.calendar import to_ns
 from botwarden.data.providers.base import Bar
 from botwarden.domain.bars import TIMEFRAME_SECONDS
 from botwarden.domain.jobs import JobStatus, JobType
+from botwarden.domain.kill import KillState
 from botwarden.domain.risk import MarketFacts
 from botwarden.domain.risk_limits import parse_risk_limits
 from botwarden.domain.trading import OrderType, Side
@@ -41,6 +42,7 @@ from botwarden.trading.order_store import NewOrder
 jobs = cast(sa.Table, BotJob.__table__)
 runner_states = cast(sa.Table, RunnerState.__table__)
 ACTIVE = [JobStatus.RUNNING.value, JobStatus.DEGRADED.value]
+HALTING_STATES = (KillState.HARD_KILLED.value, KillState.QUARANTINED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ class RunnerlessHalt:
         # The API's session may be bound to one connection (SQLite's write turn): the
         # orders and the broker's book are written through the engine behind it.
         engine = session.get_bind().engine
+        if bot.kill_state not in HALTING_STATES:
+            return {"bot_id": bot.id, "skipped": f"bot is {bot.kill_state}: nothing to halt"}
         runner = session.execute(sa.select(jobs.c.id, jobs.c.payload).where(
             jobs.c.bot_id == bot.id, jobs.c.job_type == JobType.RUNNER.value,
             jobs.c.status.in_(ACTIVE))).first()

@@ -121,7 +121,10 @@ def plan_after_loss(
                     f"circuit breaker opened and the bot was killed: {why}",
                     killed_bot_id=job.bot_id)
     if failure.bot_killed:
-        return Plan(JobStatus.CANCELED, JobReason.BOT_KILLED.value, f"bot is killed: {why}")
+        # Its runner died before it could flatten: the halt hooks do it (they act on HARD
+        # and QUARANTINED bots only, and a second halt of a flat bot changes nothing).
+        return Plan(JobStatus.CANCELED, JobReason.BOT_KILLED.value, f"bot is killed: {why}",
+                    killed_bot_id=job.bot_id)
     if failure.breaker is BreakerState.OPEN:
         return Plan(JobStatus.BLOCKED, JobReason.CIRCUIT_OPEN.value,
                     f"circuit breaker open, no automatic restart: {why}")
