@@ -36,6 +36,7 @@ from botwarden.logging import configure_logging
 from botwarden.store.db import make_engine, make_session_factory
 from botwarden.trading.jobs import install_execution_hooks
 from botwarden.workers.background import start_background
+from botwarden.workers.registry import HANDLER_MODULES, load_modules
 
 ROUTERS = [health.router, auth.router, users.router, bots.router, kill.router, policy.router]
 ROUTERS += [integrations.router, market_context.router]
@@ -80,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TraceIdMiddleware)
     app.add_middleware(MetricsMiddleware)  # outermost: times the whole request
     install_error_handlers(app)
-    # A HARD kill through the API acts on the market even in a process without workers.
+    # Even in a process without workers (`serve --no-workers`), a HARD kill through the API
+    # acts on the market, and every scheduled task can be triggered by name.
+    load_modules(HANDLER_MODULES)
     install_execution_hooks()
     for router in ROUTERS:
         app.include_router(router)
