@@ -5,7 +5,7 @@ the loop that reconciles DEGRADED runners."""
 from __future__ import annotations
 
 from botwarden.services.kill import register_execution_hooks
-from botwarden.trading import reconcile_jobs, runner_job  # noqa: F401  (register handlers)
+from botwarden.trading import halt_sweep, reconcile_jobs, runner_job  # noqa: F401  (register)
 from botwarden.trading.halt import RunnerlessHalt
 
 _installed = False
