@@ -261,7 +261,9 @@ def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
     """Apply broker fills not applied before, in order; returns those applied now.
     `entry_times` maps a symbol to the open position's entry time (kept by the caller and
     updated here), for the trade log."""
-    done = applied_fill_ids(conn, bot_id) if reports else frozenset()
+    # Only the incoming ids are looked up: a bot's whole fill history grows without end.
+    done = frozenset(conn.execute(sa.select(fills.c.fill_id).where(
+        fills.c.fill_id.in_([r.fill_id for r in reports]))).scalars()) if reports else frozenset()
     applied: list[AppliedFill] = []
     for report in reports:
         if report.fill_id in done:
