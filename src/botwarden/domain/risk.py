@@ -52,6 +52,9 @@ class BotRisk:
     # The post-trade monitor's verdict: REDUCING admits risk-reducing orders only, HALTED
     # only the system's flatten.
     trading_state: TradingState = TradingState.ACTIVE
+    # The orders sent within the last second, (signature, time): an order identical to any
+    # of them is a duplicate, not only one identical to the last (A, B, A within 1 s).
+    recent_signatures: tuple[tuple[tuple[str, int, str, str], datetime], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +108,11 @@ def reduces_position(order: OrderIntent, bot: BotRisk) -> bool:
 def order_signature(order: OrderIntent, reducing: bool) -> tuple[str, int, str, str]:
     """What makes two orders "identical" for DUPLICATE_ORDER. Whether the order reduces the
     position is part of it: a reversal's exit and its new entry are two distinct orders
-    of the same side and size, sent together on purpose."""
+    of the same side and size, sent together on purpose. The price is the limit price or
+    the stop price: two stops at different prices are two orders."""
     kind = order.order_type.value + (":reduce" if reducing else "")
-    return (order.side.value, order.qty, kind, str(order.limit_price))
+    price = order.limit_price if order.limit_price is not None else order.stop_price
+    return (order.side.value, order.qty, kind, str(price))
 
 
 def _deny(code: str, message: str, fix: str) -> RiskVerdict:
@@ -189,8 +194,12 @@ def _limit_checks(
         return _deny("DUPLICATE_ORDER", "client order id already seen",
                      "Query the broker for the existing order instead of resending.")
     signature = order_signature(order, reducing)
-    if (bot.last_order_signature == signature and bot.last_order_time is not None
-            and (market.now - bot.last_order_time).total_seconds() < DUPLICATE_WINDOW_SECONDS):
+    sent = bot.recent_signatures
+    if bot.last_order_signature is not None and bot.last_order_time is not None:
+        sent = (*sent, (bot.last_order_signature, bot.last_order_time))
+    if any(earlier == signature
+           and (market.now - at).total_seconds() < DUPLICATE_WINDOW_SECONDS
+           for earlier, at in sent):
         return _deny("DUPLICATE_ORDER", "identical order within 1 s",
                      "Wait for the first order's outcome.")
     if order.order_type is OrderType.LIMIT and order.limit_price is not None:

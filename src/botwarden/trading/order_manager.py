@@ -34,6 +34,7 @@ from botwarden.domain.kill import KillState
 from botwarden.domain.ledger import Book
 from botwarden.domain.orders import FINAL
 from botwarden.domain.risk import (
+    DUPLICATE_WINDOW_SECONDS,
     AccountRisk,
     BotRisk,
     MarketFacts,
@@ -117,6 +118,7 @@ class OrderManager:
         self.sent_times: list[datetime] = []
         self.last_signature: tuple[str, int, str, str] | None = None
         self.last_order_time: datetime | None = None
+        self.recent_signatures: list[tuple[tuple[str, int, str, str], datetime]] = []
         self.seen_ids: set[str] = set()
         self.unsettled = False  # some order is PENDING or UNRESOLVED
 
@@ -185,6 +187,10 @@ class OrderManager:
         self.seen_ids.add(order.client_order_id)
         self.last_signature = order_signature(intent, order.reduce_only)
         self.last_order_time = ctx.market.now
+        self.recent_signatures = [
+            (signature, at) for signature, at in self.recent_signatures
+            if (ctx.market.now - at).total_seconds() < DUPLICATE_WINDOW_SECONDS
+        ] + [(self.last_signature, ctx.market.now)]
         self.sent_times = [t for t in self.sent_times
                            if (ctx.market.now - t).total_seconds() < 60] + [ctx.market.now]
         status, applied = self._send(stored, with_bracket=not order.reduce_only)
@@ -192,7 +198,9 @@ class OrderManager:
 
     def _bot_risk(self, symbol: str, gate: Any, ctx: RiskContext) -> BotRisk:
         kill_state = KillState(gate.kill_state)
-        if gate.kill_switch_engaged and kill_state is KillState.NONE:
+        # The account kill switch halts every bot of the account (domain.md): a soft-killed
+        # bot too, which could otherwise still send its own reducing orders.
+        if gate.kill_switch_engaged and kill_state in (KillState.NONE, KillState.SOFT_KILLED):
             kill_state = KillState.HARD_KILLED
         return BotRisk(
             stage=Stage(gate.stage), kill_state=kill_state,
@@ -202,7 +210,8 @@ class OrderManager:
             daily_pnl=ctx.daily_pnl, equity=ctx.equity, equity_peak=ctx.equity_peak,
             capital=ctx.capital, recent_order_times=tuple(self.sent_times),
             last_order_signature=self.last_signature, last_order_time=self.last_order_time,
-            trading_state=TradingState(gate.trading_state))
+            trading_state=TradingState(gate.trading_state),
+            recent_signatures=tuple(self.recent_signatures))
 
     def _request(self, order: StoredOrder, with_bracket: bool) -> OrderRequest:
         return OrderRequest(order.client_order_id, order.symbol, order.side, order.qty,
