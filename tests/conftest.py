@@ -93,6 +93,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         run_workers=False,
         integration_checks=False,
         demo_data=False,
+        demo_fleet=False,
         log_json=False,
         # Tests make far more mutations a minute than people do; the tests of the limits
         # themselves (tests/api/test_ratelimit.py) set small ones.

@@ -96,9 +96,17 @@ def serve(
         from botwarden.data.synth import ensure_demo_data
 
         ensure_demo_data(settings)
+    from botwarden.demo import start_demo
+
+    bind_host, bind_port = host or settings.host, port or settings.port
+    demo = start_demo(settings, host=bind_host, port=bind_port)  # None unless allowed
     application = create_app(settings)
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
-                log_level="warning", access_log=False)
+    try:
+        uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning",
+                    access_log=False)
+    finally:
+        if demo is not None:
+            demo.stop()
 
 
 # --- sub-applications of other areas register below, one line each ---
@@ -119,3 +127,6 @@ from botwarden.research.commands import evolve_command, matrix_command, sweep_co
 app.command("sweep")(sweep_command)
 app.command("matrix")(matrix_command)
 app.command("evolve")(evolve_command)
+from botwarden.demo.cli import app as demo_app  # noqa: E402
+
+app.add_typer(demo_app, name="demo")

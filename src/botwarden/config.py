@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # `botwarden serve` writes seeded synthetic MES and MNQ bars when the store has none,
     # so a fresh clone trades offline. Never in production.
     demo_data: bool = True
+    # `botwarden serve` also creates the demo account (demo@botwarden.local) and its fleet
+    # of bots on the embedded SQLite database (botwarden.demo). Never in production.
+    demo_fleet: bool = True
 
     # Jobs, workers and self-healing loops (domain.md, "Jobs"). Durations in seconds.
     worker_concurrency: int = 4  # threads for short jobs in one worker process

@@ -1,5 +1,6 @@
 """Promotion gates: the domain.md table, the extra requirements per stage, no evidence never
-passes, each gate fails on its own evidence, the demo profile lightens volume only."""
+passes, each gate fails on its own evidence, the demo profile lightens volume and accepts
+the recorded synthetic bars, and only it does."""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ BREAKERS = {
     "min_sharpe": lambda e: replace(e, performance=replace(e.performance, sharpe=0.1)),
     "min_days": lambda e: replace(e, performance=replace(e.performance, days=0)),
     "min_losing_trades": lambda e: replace(e, performance=replace(e.performance, losers=0)),
-    "real_market_data": lambda e: replace(e, market_data=replace(REAL, synthetic=True)),
+    # No profile accepts a proof without its provider (synthetic bars are checked below).
+    "real_market_data": lambda e: replace(e, market_data=replace(REAL, provider=None)),
     "positive_net_pnl": lambda e: replace(e, performance=replace(e.performance, net_pnl=-5.0)),
     "walk_forward_consistency": lambda e: replace(e, walk_forward=WalkForward(0.3, 1.2)),
     "overfit_ratio": lambda e: replace(e, walk_forward=WalkForward(0.8, 3.0)),
@@ -157,7 +159,35 @@ def test_market_data_needs_provider_dataset_range_and_real_bars(proof: MarketDat
     gate = {g.id: g for g in evaluate_gates(
         Stage.TRIALS, replace(passing(Stage.TRIALS), market_data=proof)).gates}
     assert gate["real_market_data"].actual is False and not gate["real_market_data"].passed
-    assert gate["real_market_data"].detail
+    assert "required: real market data recorded" in gate["real_market_data"].detail
+
+
+SYNTHETIC = MarketDataProof("synthetic", "SYNTH", T0 - timedelta(days=30), T0, synthetic=True)
+
+
+@pytest.mark.parametrize("stage", GATED)
+def test_only_the_demo_profile_accepts_synthetic_bars(stage: Stage) -> None:
+    evidence = replace(passing(stage), market_data=SYNTHETIC)
+    standard = evaluate_gates(stage, evidence, STANDARD)
+    assert [g.id for g in standard.failing] == ["real_market_data"]
+    demo = {g.id: g for g in evaluate_gates(stage, evidence, DEMO).gates}
+    gate = demo["real_market_data"]
+    assert gate.passed and gate.actual is True and gate.required is True
+    assert gate.detail == ("required: market data recorded (synthetic accepted: demo profile); "
+                           "actual: synthetic synthetic/SYNTH 2025-12-06..2026-01-05")
+    assert [p.name for p in (STANDARD, DEMO) if p.accepts_synthetic_data] == ["demo"]
+
+
+@pytest.mark.parametrize("proof", [
+    None,
+    MarketDataProof("synthetic", None, T0 - timedelta(days=1), T0, synthetic=True),
+    MarketDataProof("synthetic", "SYNTH", None, T0, synthetic=True),
+    MarketDataProof("synthetic", "SYNTH", T0, T0, synthetic=True),
+])
+def test_demo_profile_still_needs_the_data_on_record(proof: MarketDataProof | None) -> None:
+    evidence = replace(passing(Stage.PAPER), market_data=proof)
+    result = evaluate_gates(Stage.PAPER, evidence, DEMO)
+    assert [g.id for g in result.failing] == ["real_market_data"]
 
 
 def test_negative_overfit_ratio_fails() -> None:
@@ -183,6 +213,8 @@ def test_nothing_to_leave_to(stage: Stage) -> None:
 
 @pytest.mark.parametrize("stage", GATED)
 def test_demo_profile_lightens_volume_only(stage: Stage) -> None:
+    """Its thresholds: lighter on volume, the same elsewhere (the market-data gate's rule is
+    the declared `accepts_synthetic_data`, tested above)."""
     standard = {g.id: g.required for g in evaluate_gates(stage, StageEvidence()).gates}
     demo = {g.id: g.required for g in evaluate_gates(stage, StageEvidence(), DEMO).gates}
     assert set(demo) == set(standard)

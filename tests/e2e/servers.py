@@ -64,7 +64,7 @@ def _launch(database_url: str, workdir: Path, env: Mapping[str, str] | None) -> 
                "--port", str(port), "--database-url", database_url, "--no-workers",
                "--no-migrate"]
     full_env = {**os.environ, "BOTWARDEN_ENV": "test", "BOTWARDEN_RUN_WORKERS": "false",
-                "BOTWARDEN_LOG_LEVEL": "WARNING", **(env or {})}
+                "BOTWARDEN_LOG_LEVEL": "WARNING", "BOTWARDEN_DEMO_FLEET": "false", **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT,
                                    cwd=workdir)
