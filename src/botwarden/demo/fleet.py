@@ -261,7 +261,10 @@ class Fleet:
         with Session(self.engine) as session:
             jobs = records.runner_jobs(session, bot.id)
         if jobs.active is not None:
-            return DONE if jobs.active is jobs.live else WAITING
+            if jobs.active is not jobs.live:
+                return WAITING
+            self._note(slot, f"{bot.stage}: its runner is {jobs.active.status}")
+            return DONE
         if jobs.fast_forward is None and jobs.live is None and bot.stage == Stage.PAPER.value:
             return self._fast_forward(actor, timeline, slot, bot)
         if slot.aims_for is Stage.SHADOW and bot.stage == Stage.PAPER.value and \
