@@ -130,3 +130,6 @@ app.command("evolve")(evolve_command)
 from botwarden.demo.cli import app as demo_app  # noqa: E402
 
 app.add_typer(demo_app, name="demo")
+from botwarden.demo.autonomy.command import autonomy_command  # noqa: E402
+
+demo_app.command("autonomy")(autonomy_command)
