@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from botwarden.clock import utcnow
@@ -28,6 +29,7 @@ from botwarden.config import Settings, get_settings
 from botwarden.data.calendar import to_ns
 from botwarden.data.providers.base import Bar
 from botwarden.domain.bars import TIMEFRAME_SECONDS
+from botwarden.domain.errors import DomainError
 from botwarden.domain.jobs import JobStatus, JobType
 from botwarden.domain.kill import KillState
 from botwarden.domain.risk import MarketFacts
@@ -35,6 +37,7 @@ from botwarden.domain.risk_limits import parse_risk_limits
 from botwarden.domain.trading import OrderType, Side
 from botwarden.store.models import Bot, BotJob, RiskConfig, RunnerState
 from botwarden.trading.broker_factory import MODE_BROKERS, make_broker
+from botwarden.trading.brokers.base import BrokerError
 from botwarden.trading.brokers.simulated import SimulatedBrokerCore
 from botwarden.trading.order_manager import OrderManager, RiskContext
 from botwarden.trading.order_store import NewOrder
@@ -101,6 +104,15 @@ class RunnerlessHalt:
         broker_name = MODE_BROKERS.get(bot.stage)
         if broker_name is None:
             return {"bot_id": bot.id, "skipped": f"a {bot.stage} bot has no broker"}
+        try:
+            return self._halt(session, engine, bot, broker_name)
+        except (DomainError, BrokerError) as exc:
+            # The kill stands (it is committed); what the market side could not do is
+            # reported, and the halt_sweep loop tries again.
+            return {"bot_id": bot.id, "flat": False, "error": exc.code, "message": str(exc)}
+
+    def _halt(self, session: Session, engine: Engine, bot: Bot,
+              broker_name: str) -> dict[str, Any]:
         settings = self.settings or get_settings()
         broker = make_broker(engine, settings, bot.id, broker_name)
         config = session.get(RiskConfig, bot.id)
