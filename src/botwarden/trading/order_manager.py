@@ -26,8 +26,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from botwarden.clock import Clock, utcnow
 from botwarden.domain.kill import KillState
@@ -48,6 +49,7 @@ from botwarden.domain.risk_limits import RiskLimits
 from botwarden.domain.stages import Stage
 from botwarden.domain.trading import OrderStatus, Side, TradingState
 from botwarden.store.db import write_transaction
+from botwarden.trading import crashpoints
 from botwarden.trading import order_store as store
 from botwarden.trading.brokers.base import (
     Bracket,
@@ -130,6 +132,11 @@ class OrderManager:
             self.open = {o.client_order_id: o for o in store.open_orders(conn, self.bot_id)}
             self.books[symbol] = store.load_book(conn, self.bot_id, symbol)
             self.seen_ids = {o.client_order_id for o in store.recent_orders(conn, self.bot_id)}
+            entered = _entry_time(conn, self.bot_id, symbol, self.books[symbol].qty)
+        if entered is None:
+            self.entry_times.pop(symbol, None)
+        else:
+            self.entry_times[symbol] = entered
         self.unsettled = any(o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)
                              for o in self.open.values())
 
@@ -179,6 +186,7 @@ class OrderManager:
                 order = replace(order, reduce_only=True)
             store.insert_order(conn, self.bot_id, self.job_id, order, broker=self.broker.name,
                                mode=self.mode, now=now)
+        crashpoints.reached(crashpoints.ORDER_PERSISTED)
         stored = StoredOrder("", order.client_order_id, self.job_id, order.symbol, order.side,
                              order.qty, order.order_type, OrderStatus.PENDING, 0,
                              order.limit_price, order.stop_price, order.reduce_only,
@@ -236,6 +244,7 @@ class OrderManager:
                 log.warning("broker_disconnected", client_order_id=order.client_order_id,
                             error=str(exc))
                 continue
+            crashpoints.reached(crashpoints.ORDER_SUBMITTED)
             self._settle(order.client_order_id, ack.status, broker_order_id=ack.broker_order_id)
             if ack.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
                 report = self.broker.query_order(order.client_order_id)
@@ -273,13 +282,14 @@ class OrderManager:
             return []
         for report in reports:
             if report.client_order_id not in self.open:
-                self._adopt(report.client_order_id)
+                self.adopt(report.client_order_id)
         now = self.clock()
         with write_transaction(self.engine) as conn:
             store.check_fence(conn, self.bot_id, self.job_id)
             applied = store.apply_fills(conn, self.bot_id, reports, source_type=self.source_type,
                                         entry_times=self.entry_times, now=now)
             changed = [store.get_order(conn, a.fill.client_order_id) for a in applied]
+        crashpoints.reached(crashpoints.FILLS_APPLIED)
         for item in applied:
             self.books[item.fill.symbol] = item.book
         for row in changed:
@@ -288,7 +298,7 @@ class OrderManager:
             self._sync_bracket(item.fill.client_order_id)
         return applied
 
-    def _adopt(self, client_order_id: str) -> None:
+    def adopt(self, client_order_id: str) -> None:
         """Record a broker order we did not place ourselves: a bracket exit of ours."""
         with self.engine.connect() as conn:
             known = store.get_order(conn, client_order_id)
@@ -331,20 +341,22 @@ class OrderManager:
         elif not row.reduce_only and self.bracket is not None:
             for leg in bracket_ids(client_order_id):
                 if leg not in self.open:
-                    self._adopt(leg)
+                    self.adopt(leg)
 
-    def resolve_open(self) -> list[store.AppliedFill]:
-        """Settle every PENDING or UNRESOLVED order with the broker."""
+    def resolve_open(self, *, resend: bool = True) -> list[store.AppliedFill]:
+        """Settle every PENDING or UNRESOLVED order with the broker. `resend=False` leaves
+        those the broker never received unsettled (sent later, by a call with resend)."""
         applied: list[store.AppliedFill] = []
         for order in [o for o in self.open.values()
                       if o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)]:
-            _status, fills = self._resolve_one(order)
+            _status, fills = self._resolve_one(order, resend=resend)
             applied.extend(fills)
         self.unsettled = any(o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)
                              for o in self.open.values())
         return applied
 
-    def _resolve_one(self, order: StoredOrder) -> tuple[OrderStatus, list[store.AppliedFill]]:
+    def _resolve_one(self, order: StoredOrder, *, resend: bool = True,
+                     ) -> tuple[OrderStatus, list[store.AppliedFill]]:
         """Ask the broker about the client id. Unknown there: the request never arrived, so
         sending it again under the same id is safe (the broker dedupes on it)."""
         try:
@@ -352,6 +364,8 @@ class OrderManager:
         except (BrokerTimeout, BrokerDisconnected):
             return order.status, []
         if report is None:
+            if not resend:
+                return order.status, []
             return self._send(order, with_bracket=not order.reduce_only)
         return self.adopt_report(report)
 
@@ -375,6 +389,26 @@ class OrderManager:
             return None
         self.adopt_report(report)
         return report.status
+
+
+def _entry_time(conn: Connection, bot_id: str, symbol: str, qty: int) -> datetime | None:
+    """When the position of `qty` was opened (or last reversed): the trade log's entry time,
+    which a restarted runner would otherwise forget. Walks the fills back from the newest."""
+    if qty == 0:
+        return None
+    fills, orders = store.fills, store.orders
+    rows = conn.execute(
+        sa.select(fills.c.side, fills.c.qty, fills.c.filled_at)
+        .join(orders, orders.c.id == fills.c.order_id)
+        .where(fills.c.bot_id == bot_id, orders.c.symbol == symbol)
+        .order_by(fills.c.filled_at.desc(), fills.c.id.desc()).limit(500))
+    after = qty
+    for row in rows:
+        before = after - (row.qty if row.side == Side.BUY.value else -row.qty)
+        if before == 0 or (before > 0) != (after > 0):
+            return row.filled_at  # type: ignore[no-any-return]
+        after = before
+    return None
 
 
 def _order_json(order: NewOrder) -> dict[str, Any]:

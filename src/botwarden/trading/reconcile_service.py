@@ -2,7 +2,9 @@
 POST /api/bots/{id}/reconcile and by the supervisor for DEGRADED runners.
 
 1. Intents still PENDING or UNRESOLVED are settled by asking the broker for their client
-   ids (an id the broker never saw is sent again under the same id: nothing is duplicated).
+   ids (an id the broker never saw is sent again under the same id: nothing is duplicated;
+   a runner restarting on a simulated broker sends those itself, see `reconcile`). Exits
+   the broker opened for a bracket of ours while we were not looking are adopted.
 2. Both sides are compared by the pure `domain.reconcile.diff`.
 3. What can be fixed is fixed: missed fills applied once, broker statuses adopted, orders
    the broker never received rejected, unknown working broker orders cancelled.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -25,7 +28,14 @@ from botwarden.domain.trading import OrderStatus, Side
 from botwarden.store.db import write_transaction
 from botwarden.store.models import Bot
 from botwarden.trading import order_store as store
-from botwarden.trading.brokers.base import BrokerError, OrderReport
+from botwarden.trading.brokers.base import (
+    PROFIT_TARGET_SUFFIX,
+    STOP_LOSS_SUFFIX,
+    BrokerError,
+    FillReport,
+    OrderReport,
+    bracket_ids,
+)
 from botwarden.trading.order_manager import OrderManager
 
 
@@ -50,20 +60,30 @@ class ReconcileOutcome:
 
 
 def reconcile(engine: Engine, manager: OrderManager, symbol: str, *, actor: str,
-              trace_id: str | None = None, kill_on_mismatch: bool = True) -> ReconcileOutcome:
+              trace_id: str | None = None, kill_on_mismatch: bool = True,
+              resend: bool = True) -> ReconcileOutcome:
+    """`resend=False`: intents the broker never received stay PENDING for the caller to
+    send (a runner restarting on a simulated broker sends them once the broker has seen the
+    bar they were decided on again; sent now, they could fill on that very bar)."""
     manager.load(symbol)
-    manager.resolve_open()
+    manager.resolve_open(resend=resend)
+    unsent = set() if resend else {
+        o.client_order_id for o in manager.open.values()
+        if o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)}
     broker = manager.broker
+    broker_open = broker.open_orders(symbol)
+    broker_fills = [f for f in broker.fills() if f.symbol == symbol]
+    _adopt_bracket_exits(manager, broker_open, broker_fills)
     with engine.connect() as conn:
-        ours_rows = store.recent_orders(conn, manager.bot_id, limit=500)
+        ours_rows = [o for o in store.recent_orders(conn, manager.bot_id, limit=500)
+                     if o.client_order_id not in unsent]
         applied = store.applied_fill_ids(conn, manager.bot_id)
-    reports: dict[str, OrderReport] = {r.client_order_id: r for r in broker.open_orders(symbol)}
+    reports: dict[str, OrderReport] = {r.client_order_id: r for r in broker_open}
     for row in ours_rows:
         if row.status in OPEN and row.client_order_id not in reports:
             found = broker.query_order(row.client_order_id)
             if found is not None:
                 reports[found.client_order_id] = found
-    broker_fills = [f for f in broker.fills() if f.symbol == symbol]
     by_fill_id = {f.fill_id: f for f in broker_fills}
     ours = [OurOrder(o.client_order_id, o.status, o.qty, o.filled_qty) for o in ours_rows]
     known_ids = {o.client_order_id for o in ours_rows}
@@ -93,6 +113,29 @@ def reconcile(engine: Engine, manager: OrderManager, symbol: str, *, actor: str,
     if mismatch and kill_on_mismatch:
         killed = _quarantine(engine, manager.bot_id, report, actor, trace_id)
     return ReconcileOutcome(report, tuple(taken), position, broker_position, killed)
+
+
+def _adopt_bracket_exits(manager: OrderManager, broker_open: list[OrderReport],
+                         broker_fills: list[FillReport]) -> None:
+    """A bracket's exits are opened by the broker when their entry fills. A runner that died
+    between that fill and recording them left them unknown to us: they are ours all the same
+    (their parent is our entry), adopted before the diff, never cancelled as strangers; so is
+    a sibling the broker has cancelled since (one-cancels-other), for the record."""
+    exits = {r.client_order_id for r in broker_open if r.parent_client_order_id}
+    exits |= {f.client_order_id for f in broker_fills
+              if f.client_order_id.endswith((STOP_LOSS_SUFFIX, PROFIT_TARGET_SUFFIX))}
+    parents = {c.removesuffix(STOP_LOSS_SUFFIX).removesuffix(PROFIT_TARGET_SUFFIX)
+               for c in exits}
+    legs = {leg: parent for parent in parents for leg in bracket_ids(parent)}
+    if not legs:
+        return
+    ids = store.orders.c.client_order_id
+    with manager.engine.connect() as conn:
+        known = set(conn.execute(sa.select(ids).where(
+            store.orders.c.bot_id == manager.bot_id, ids.in_(parents | set(legs)))).scalars())
+    for leg, parent in sorted(legs.items()):
+        if parent in known and leg not in known:
+            manager.adopt(leg)
 
 
 def _apply(manager: OrderManager, action: Any, fills: dict[str, Any],

@@ -34,6 +34,7 @@ from botwarden.domain.risk_limits import RiskLimits
 from botwarden.domain.trading import OrderStatus, OrderType, Side
 from botwarden.research.strategies.base import Strategy
 from botwarden.research.ticks import TickBars
+from botwarden.trading import crashpoints
 from botwarden.trading.brokers.base import PROFIT_TARGET_SUFFIX, STOP_LOSS_SUFFIX
 from botwarden.trading.order_manager import OrderManager, Placed, RiskContext
 from botwarden.trading.order_store import NewOrder
@@ -144,7 +145,9 @@ class RunnerCore:
         if self.deferred_target is not None:
             target, self.deferred_target = self.deferred_target, None
             placed += self._decide(target, bar.at, bar, now=bar.at)
-        applied = self.manager.on_fills(fills_for_bar(bar))
+        reports = fills_for_bar(bar)
+        crashpoints.reached(crashpoints.BAR_MATCHED)
+        applied = self.manager.on_fills(reports)
         if self.manager.unsettled:
             applied += self.manager.resolve_open()
         self._note_fills(applied)

@@ -42,6 +42,7 @@ from botwarden.research.market import label
 from botwarden.research.strategies import build_strategy
 from botwarden.store.db import write_transaction
 from botwarden.store.models import Account, Bot, Position, RiskConfig
+from botwarden.trading import crashpoints
 from botwarden.trading import order_store as store
 from botwarden.trading.broker_factory import make_broker
 from botwarden.trading.brokers.base import Bracket, Broker
@@ -116,8 +117,12 @@ class Runner:
                                     limits=limits, clock=self.ctx.clock,
                                     bracket=bracket_for(limits))
         resume = store.claim_fence(self.engine, self.bot_id, self.ctx.job_id, self.ctx.clock())
+        # A simulated broker's clock is the bar stream: an intent it never received waits
+        # for the replayed bar it was decided on (RunnerCore.on_bar resends it after the
+        # broker has seen that bar), or it could fill at that bar's own open.
         self.reconciled = reconcile(self.engine, self.manager, self.symbol,
-                                    actor=f"runner:{self.ctx.job_id}")
+                                    actor=f"runner:{self.ctx.job_id}",
+                                    resend=not isinstance(self.broker, SimulatedBrokerCore))
         if self.reconciled.killed:
             raise DomainError("RECONCILE_MISMATCH", "reconcile at start found a mismatch",
                               "The bot is QUARANTINED; review it and resurrect with 2FA.")
@@ -133,7 +138,22 @@ class Runner:
         self.end = datetime.fromisoformat(str(end)) if end else None
         if not core.restore(resume.get("state") or {}):
             self._warm_up(core, strategy.warmup)
+        elif self._exit_filled_after(resume.get("last_bar_time")):
+            # A bracket exit filled on the bar about to be replayed, after the saved state:
+            # the latch its fill sets (RunnerCore._note_fills) is not in that state.
+            core.latched = True
         return core
+
+    def _exit_filled_after(self, last_bar_time: datetime | None) -> bool:
+        if last_bar_time is None:
+            return False
+        fills, orders = store.fills, store.orders
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(fills.c.id).join(orders, orders.c.id == fills.c.order_id)
+                .where(fills.c.bot_id == self.bot_id, fills.c.filled_at > last_bar_time,
+                       orders.c.parent_client_order_id.is_not(None)).limit(1)).first()
+        return found is not None
 
     def _bar_store(self) -> BarStore:
         return BarStore.from_settings(self.ctx.settings)
@@ -179,6 +199,7 @@ class Runner:
 
     def process(self, core: RunnerCore, bar: Bar, fills_for: Callable[[Bar], Any]) -> None:
         core.on_bar(bar, fills_for)
+        crashpoints.reached(crashpoints.BAR_PROCESSED)
         self.bars += 1
         now = self.ctx.clock()
         with write_transaction(self.engine) as conn:
@@ -190,6 +211,7 @@ class Runner:
             # Read with the bar's save, not in a round trip of its own: the loop acts on a
             # kill after every bar.
             self.kill_after_bar = self.kill_state(conn)
+        crashpoints.reached(crashpoints.STATE_SAVED)
         self.ctx.heartbeat()
 
     def kill_state(self, conn: Connection | None = None) -> str:
