@@ -29,9 +29,9 @@ from botwarden.data.econ_calendar import EconEvent, blackout
 from botwarden.data.providers.base import Bar
 from botwarden.domain.instruments import Instrument
 from botwarden.domain.ledger import unrealized as unrealized_pnl
-from botwarden.domain.risk import MarketFacts, RiskVerdict
+from botwarden.domain.risk import MarketFacts, RiskVerdict, evaluate_bands
 from botwarden.domain.risk_limits import RiskLimits
-from botwarden.domain.trading import OrderStatus, OrderType, Side
+from botwarden.domain.trading import OrderStatus, OrderType, Side, TradingState
 from botwarden.research.strategies.base import Strategy
 from botwarden.research.ticks import TickBars
 from botwarden.trading import crashpoints
@@ -232,6 +232,16 @@ class RunnerCore:
             account_equity=money.account_equity, account_peak=money.account_peak,
             bar_time=bar.at, detail={"target": target, "no_hold_window": flatten,
                                      "close": bar.close, "strategy": self.strategy.kind})
+
+    def breaches_limits(self, bar: Bar) -> bool:
+        """True when this bar's figures cross a band of the post-trade monitor (REDUCING or
+        worse) or the daily loss limit in dollars: the caller then runs the monitor now,
+        rather than at its next scheduled pass."""
+        ctx = self._risk_context(bar.at + timedelta(seconds=self.bar_seconds), bar, 0, False)
+        verdict = evaluate_bands(ctx.daily_pnl, ctx.capital, ctx.equity, ctx.equity_peak)
+        if verdict.trading_state is not TradingState.ACTIVE:
+            return True
+        return self.limits is not None and -ctx.daily_pnl >= self.limits.max_daily_loss_usd
 
     def _session_of(self, when: datetime) -> int:
         day = self.calendar.session_of(when)

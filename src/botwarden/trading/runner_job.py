@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from botwarden.clock import utcnow
 from botwarden.data.bar_store import BarStore
-from botwarden.data.calendar import get_calendar
+from botwarden.data.calendar import get_calendar, to_datetime
 from botwarden.data.econ_calendar_store import query_events
 from botwarden.data.providers.base import Bar
 from botwarden.domain.bars import TIMEFRAME_SECONDS
@@ -40,8 +40,10 @@ from botwarden.domain.kill import KillState
 from botwarden.domain.risk_limits import RiskLimits, parse_risk_limits
 from botwarden.research.market import label
 from botwarden.research.strategies import build_strategy
+from botwarden.services.bot_figures import bot_figures
+from botwarden.services.risk_monitor import monitor_bot
 from botwarden.store.db import write_transaction
-from botwarden.store.models import Account, Bot, Position, RiskConfig
+from botwarden.store.models import Account, Bot, RiskConfig
 from botwarden.trading import crashpoints
 from botwarden.trading import order_store as store
 from botwarden.trading.broker_factory import make_broker
@@ -69,18 +71,17 @@ def bracket_for(limits: RiskLimits | None) -> Bracket | None:
     return Bracket(limits.stop_loss_ticks, limits.profit_target_ticks)
 
 
-def load_money(engine: Any, bot_id: str, account_id: str) -> Money:
+def load_money(engine: Any, bot_id: str, account_id: str, now: datetime) -> Money:
+    """The bot's figures as the risk monitor computes them (services.bot_figures), for the
+    runner to keep current from its own fills and marks."""
     with engine.connect() as conn:
-        account = conn.execute(sa.select(Account.__table__).where(
-            Account.__table__.c.id == account_id)).one()
-        realized = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(
-            Position.__table__.c.realized_pnl), 0)).where(
-            Position.__table__.c.bot_id == bot_id)).scalar_one()
-    capital = Decimal(account.starting_capital)
-    equity = capital + Decimal(realized)
-    return Money(capital=capital, realized_before_today=Decimal(realized),
-                 daily_realized=Decimal(0), equity_peak=max(capital, equity),
-                 account_equity=capital, account_peak=capital)
+        figures = bot_figures(conn, bot_id, now)
+        starting = conn.execute(sa.select(Account.__table__.c.starting_capital).where(
+            Account.__table__.c.id == account_id)).scalar_one()
+    return Money(capital=figures.capital,
+                 realized_before_today=figures.realized_pnl - figures.daily_realized,
+                 daily_realized=figures.daily_realized, equity_peak=figures.equity_peak,
+                 account_equity=Decimal(starting), account_peak=Decimal(starting))
 
 
 class Runner:
@@ -98,6 +99,7 @@ class Runner:
         self.halted = False
         self.degraded = False
         self.kill_after_bar = KillState.NONE.value
+        self.monitored: dict[str, Any] | None = None
         self.bars = 0
 
     # ---- set-up ----
@@ -130,7 +132,8 @@ class Runner:
         strategy = build_strategy(bot.strategy_kind, bot.strategy_params)
         events = query_events(self.engine, start=utcnow() - timedelta(days=400))
         core = RunnerCore(self.bot_id, strategy, instrument, get_calendar(), self.manager,
-                          limits, load_money(self.engine, self.bot_id, bot.account_id),
+                          limits, load_money(self.engine, self.bot_id, bot.account_id,
+                                             self.ctx.clock()),
                           size=1, bar_seconds=self.bar_seconds, events=events)
         self.start = self._start_time(resume.get("last_bar_time"))
         # Fast-forward paper trading on history ends at `end`; a live runner has none.
@@ -164,11 +167,11 @@ class Runner:
         if self.payload.get("start"):
             return datetime.fromisoformat(str(self.payload["start"]))
         series = [s for s in self._bar_store().series(self.symbol)
-                  if self.payload.get("dataset") in (None, s.dataset)]
+                  if self.payload.get("dataset") in (None, s.dataset.name)]
         if not series:
             raise DomainError("DATA_UNAVAILABLE", f"no stored bars for {self.symbol}",
                               "Import bars or enable the demo data.", status=424)
-        return max(s.end for s in series) - DEFAULT_LOOKBACK
+        return to_datetime(max(s.last_ts for s in series)) - DEFAULT_LOOKBACK
 
     def _warm_up(self, core: RunnerCore, warmup: int) -> None:
         span = timedelta(seconds=self.bar_seconds * max(warmup * 4, WARMUP_FLOOR))
@@ -199,6 +202,7 @@ class Runner:
 
     def process(self, core: RunnerCore, bar: Bar, fills_for: Callable[[Bar], Any]) -> None:
         core.on_bar(bar, fills_for)
+        breached = core.breaches_limits(bar)
         crashpoints.reached(crashpoints.BAR_PROCESSED)
         self.bars += 1
         now = self.ctx.clock()
@@ -212,6 +216,15 @@ class Runner:
             # kill after every bar.
             self.kill_after_bar = self.kill_state(conn)
         crashpoints.reached(crashpoints.STATE_SAVED)
+        if breached:
+            # The post-trade monitor on this bar: the runner's own figures say a band or the
+            # daily loss limit is crossed; the monitor (reading the mark just saved) decides
+            # and acts (kill, REDUCING). It runs on the wall clock: the market clock is the
+            # runner state's last bar.
+            self.monitored = monitor_bot(self.engine, self.bot_id, self.ctx.clock(),
+                                         settings=self.ctx.settings,
+                                         actor=f"risk_monitor:{self.ctx.job_id}")
+            self.kill_after_bar = self.kill_state()
         self.ctx.heartbeat()
 
     def kill_state(self, conn: Connection | None = None) -> str:
