@@ -20,8 +20,8 @@ from tests.trading.runner_support import (
     backtest_of,
     first_bar_iso,
     make_bot,
-    runner_context,
     run_to_completion,
+    runner_context,
     runner_payload,
 )
 

@@ -91,6 +91,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(422, "INVALID_REQUEST", "a value in the request cannot be stored",
                         "Remove control characters and keep numbers within range.")
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite's driver refuses integers beyond 64 bits before the database sees them.
+        return envelope(422, "INVALID_REQUEST", "a number in the request is out of range",
+                        "Keep numbers within 64-bit integers.")
+
     @app.exception_handler(sa_exc.OperationalError)
     async def _busy(request: Request, exc: sa_exc.OperationalError) -> JSONResponse:
         log.warning("database_unavailable", error=str(exc.orig), path=request.url.path)

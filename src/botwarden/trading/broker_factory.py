@@ -26,10 +26,10 @@ def make_broker(engine: Engine, settings: Settings, bot_id: str, broker: str, *,
     store = SqlStateStore(engine)
     if broker == "paper":
         return PaperBroker(account_key(broker, bot_id), store, slippage_ticks=slippage_ticks,
-                           **options)  # type: ignore[arg-type]
+                           **options)
     if broker == "shadow":
         return ShadowBroker(account_key(broker, bot_id), store, quotes=BarQuotes(),
-                            **options)  # type: ignore[arg-type]
+                            **options)
     if broker == "tradovate":
         from botwarden.trading.brokers.tradovate.broker import TradovateBroker
         from botwarden.trading.brokers.tradovate.integration import is_configured

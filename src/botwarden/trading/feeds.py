@@ -80,5 +80,5 @@ def build_feed(settings: Settings, engine: Engine, payload: dict[str, Any],
     retry = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=2.0) \
         if payload.get("faults") else None
     probe = payload.get("probe_seconds")
-    options = {"probe_interval": timedelta(seconds=float(probe))} if probe else {}
-    return FailoverProvider(providers, registry, retry=retry, **options)
+    interval = timedelta(seconds=float(probe)) if probe else timedelta(seconds=30)
+    return FailoverProvider(providers, registry, retry=retry, probe_interval=interval)

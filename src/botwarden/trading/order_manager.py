@@ -260,7 +260,7 @@ class OrderManager:
             if status is not OrderStatus.PENDING:
                 current = self.open.get(client_order_id)
                 if current is not None and current.status is OrderStatus.PENDING \
-                        and status is not OrderStatus.UNRESOLVED:
+                        and status not in (OrderStatus.UNRESOLVED, OrderStatus.CANCELED):
                     store.set_status(conn, client_order_id, OrderStatus.SENT, now=now)
                 store.set_status(conn, client_order_id, status, now=now, **values)
             row = store.get_order(conn, client_order_id)
@@ -366,8 +366,19 @@ class OrderManager:
         if report is None:
             if not resend:
                 return order.status, []
+            if not order.reduce_only and self._killed():
+                # Killed since the intent was judged: what never reached the broker stays
+                # unsent (fail closed); only risk-reducing orders still go.
+                self._settle(order.client_order_id, OrderStatus.CANCELED,
+                             reason="the bot was killed before the order reached the broker")
+                return OrderStatus.CANCELED, []
             return self._send(order, with_bracket=not order.reduce_only)
         return self.adopt_report(report)
+
+    def _killed(self) -> bool:
+        with self.engine.connect() as conn:
+            gate = store.bot_gate(conn, self.bot_id)
+        return gate.kill_state != KillState.NONE.value or bool(gate.kill_switch_engaged)
 
     def adopt_report(self, report: OrderReport) -> tuple[OrderStatus, list[store.AppliedFill]]:
         applied = self.on_fills(list(report.fills))

@@ -67,7 +67,7 @@ class RunnerCore:
     size: int = 1
     bar_seconds: int = 60
     events: list[EconEvent] = field(default_factory=list)
-    state: np.ndarray = field(init=False)
+    state: np.ndarray[Any, Any] = field(init=False)
     latched: bool = False
     previous_target: int = 0
     deferred_target: int | None = None
@@ -97,7 +97,7 @@ class RunnerCore:
         self.bars_seen = int(saved.get("bars_seen", 0))
         return True
 
-    def warm_up(self, history: TickBars, sessions: np.ndarray) -> int:
+    def warm_up(self, history: TickBars, sessions: np.ndarray[Any, Any]) -> int:
         """Run the kernel over bars before the start; their targets are history, not orders.
         The last one is the position the strategy holds, as the backtest would."""
         if len(history) == 0:

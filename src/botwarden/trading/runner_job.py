@@ -247,7 +247,7 @@ class Runner:
                 "reconcile_at_start": self.reconciled.as_json(), **result}
 
     async def _loop(self, core: RunnerCore, feed: Any) -> dict[str, Any]:
-        queue: asyncio.Queue[Bar | BaseException | None] = asyncio.Queue(maxsize=1000)
+        queue: asyncio.Queue[Bar | BaseException | object | None] = asyncio.Queue(maxsize=1000)
 
         async def consume() -> None:
             try:

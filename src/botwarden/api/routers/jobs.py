@@ -22,6 +22,8 @@ from botwarden.store import jobs as job_store
 from botwarden.workers.background import readiness
 from botwarden.workers.scheduler import list_tasks, summary, trigger_task
 
+MAX_OFFSET = 1_000_000_000  # past any real listing, within every database's integers
+
 router = APIRouter(tags=["jobs"])
 
 
@@ -81,7 +83,7 @@ def list_jobs(
     type: JobType | None = Query(None, description="a job type, e.g. BACKTEST"),  # noqa: A002
     status: JobStatus | None = Query(None),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     principal: Principal = Depends(current_principal),
     session: Session = Depends(get_session),
 ) -> list[JobOut]:

@@ -33,6 +33,9 @@ from botwarden.policy import Action
 from botwarden.research.catalogue import describe
 from botwarden.services import research as service
 
+MAX_OFFSET = 1_000_000_000  # past any real listing, within every database's integers
+OFFSET = Query(0, ge=0, le=MAX_OFFSET)
+
 router = APIRouter(tags=["research"])
 LIMIT = Query(50, ge=1, le=500)
 
@@ -72,7 +75,7 @@ def strategies(principal: Principal = Depends(current_principal)) -> list[dict[s
 @router.get("/api/research/runs", response_model=list[RunOut])
 def research_runs(
     bot_id: str | None = None, kind: str | None = None, limit: int = LIMIT,
-    offset: int = Query(0, ge=0), principal: Principal = Depends(current_principal),
+    offset: int = OFFSET, principal: Principal = Depends(current_principal),
     session: Session = Depends(get_session),
 ) -> list[RunOut]:
     """Research runs of this account, newest first; `kind` is one of BACKTEST, SWEEP,
@@ -94,7 +97,7 @@ def _routes(path: str, kind: str, body_model: type[Any], summary: str) -> None:
 
     create.__annotations__["body"] = body_model  # the kind's own body schema
 
-    def listing(bot_id: str | None = None, limit: int = LIMIT, offset: int = Query(0, ge=0),
+    def listing(bot_id: str | None = None, limit: int = LIMIT, offset: int = OFFSET,
                 principal: Principal = Depends(current_principal),
                 session: Session = Depends(get_session)) -> list[RunOut]:
         return _list(session, principal, [kind], bot_id, limit, offset)
@@ -130,7 +133,7 @@ def evolution_trigger(
 
 
 @router.get("/api/genetics/populations", response_model=list[PopulationOut])
-def populations(bot_id: str | None = None, limit: int = LIMIT, offset: int = Query(0, ge=0),
+def populations(bot_id: str | None = None, limit: int = LIMIT, offset: int = OFFSET,
                 principal: Principal = Depends(current_principal),
                 session: Session = Depends(get_session)) -> list[PopulationOut]:
     runs = service.list_runs(session, principal.account_id, kinds=["EVOLUTION"], bot_id=bot_id,
