@@ -49,7 +49,7 @@ from botwarden.domain.risk_limits import RiskLimits
 from botwarden.domain.stages import Stage
 from botwarden.domain.trading import OrderStatus, Side, TradingState
 from botwarden.store.db import write_transaction
-from botwarden.trading import crashpoints
+from botwarden.trading import crashpoints, managed_exits
 from botwarden.trading import order_store as store
 from botwarden.trading.brokers.base import (
     Bracket,
@@ -123,6 +123,9 @@ class OrderManager:
         self.recent_signatures: list[tuple[tuple[str, int, str, str], datetime]] = []
         self.seen_ids: set[str] = set()
         self.unsettled = False  # some order is PENDING or UNRESOLVED
+        # Without native brackets the exits are placed here once the entry fills.
+        self.native_brackets = bool(getattr(broker, "supports_brackets", True))
+        self.last_ctx: RiskContext | None = None
 
     # ---- state ----
 
@@ -157,6 +160,7 @@ class OrderManager:
     def place(self, order: NewOrder, ctx: RiskContext, *, system_flatten: bool = False,
               ) -> Placed:
         now = self.clock()
+        self.last_ctx = ctx
         intent = OrderIntent(order.client_order_id, order.side, order.qty, order.order_type,
                              order.limit_price, order.stop_price, system_flatten)
         with write_transaction(self.engine) as conn:
@@ -224,7 +228,7 @@ class OrderManager:
     def _request(self, order: StoredOrder, with_bracket: bool) -> OrderRequest:
         return OrderRequest(order.client_order_id, order.symbol, order.side, order.qty,
                             order.order_type, order.limit_price, order.stop_price,
-                            self.bracket if with_bracket else None)
+                            self.bracket if with_bracket and self.native_brackets else None)
 
     def _send(self, order: StoredOrder, *, with_bracket: bool,
               ) -> tuple[OrderStatus, list[store.AppliedFill]]:
@@ -296,6 +300,8 @@ class OrderManager:
             self._remember(row)
         for item in applied:
             self._sync_bracket(item.fill.client_order_id)
+        if not self.native_brackets and applied:
+            managed_exits.after_fills(self, applied)
         return applied
 
     def adopt(self, client_order_id: str) -> None:

@@ -36,10 +36,14 @@ from botwarden.research.strategies.base import Strategy
 from botwarden.research.ticks import TickBars
 from botwarden.trading import crashpoints
 from botwarden.trading.brokers.base import PROFIT_TARGET_SUFFIX, STOP_LOSS_SUFFIX
+from botwarden.trading.managed_exits import MANAGED_STOP_SUFFIX, MANAGED_TARGET_SUFFIX
 from botwarden.trading.order_manager import OrderManager, Placed, RiskContext
 from botwarden.trading.order_store import NewOrder
 
 NO_SESSION = np.iinfo(np.int64).min
+# Fills of these orders are forced exits (a bracket's, native or managed by us).
+FORCED_EXIT_SUFFIXES = (STOP_LOSS_SUFFIX, PROFIT_TARGET_SUFFIX, MANAGED_STOP_SUFFIX,
+                        MANAGED_TARGET_SUFFIX)
 
 
 @dataclass
@@ -164,7 +168,7 @@ class RunnerCore:
     def _note_fills(self, applied: list[Any]) -> None:
         for item in applied:
             client_id = item.fill.client_order_id
-            if client_id.endswith((STOP_LOSS_SUFFIX, PROFIT_TARGET_SUFFIX)):
+            if client_id.endswith(FORCED_EXIT_SUFFIXES):
                 self.latched = True  # a forced exit: wait for the strategy to change its mind
             if item.closed_pnl is not None:
                 self.money.daily_realized += item.closed_pnl
@@ -181,13 +185,17 @@ class RunnerCore:
         position = self.manager.position(symbol)
         placed: list[Placed] = []
         stamp = f"{self.bot_id[:20]}-{int(next_open.timestamp())}"
-        ctx = self._risk_context(now, bar, wanted_side, flatten)
+        # The risk context costs calendar and event lookups: built only for a bar that orders.
+        needs_order = (position != 0 and (wanted == 0 or (wanted > 0) != (position > 0))) \
+            or (position == 0 and wanted != 0)
+        ctx = self._risk_context(now, bar, wanted_side, flatten) if needs_order else None
         if position != 0 and (wanted == 0 or (wanted > 0) != (position > 0)):
             for leg in self.manager.working_children(symbol):
                 self.manager.cancel(leg.client_order_id)
             reason = "SESSION_FLATTEN" if flatten and wanted_side * position > 0 else "SIGNAL"
             exit_order = NewOrder(f"{stamp}-x", symbol, Side.SELL if position > 0 else Side.BUY,
                                   abs(position), OrderType.MARKET, reason=reason)
+            assert ctx is not None
             result = self._place(exit_order, ctx)
             placed.append(result)
             if result.status is None or result.status is OrderStatus.REJECTED:
@@ -198,6 +206,7 @@ class RunnerCore:
         if position == 0 and wanted != 0:
             entry = NewOrder(f"{stamp}-e", symbol, Side.BUY if wanted > 0 else Side.SELL,
                              abs(wanted), OrderType.MARKET, reason="SIGNAL")
+            assert ctx is not None
             placed.append(self._place(entry, ctx))
         return placed
 
@@ -212,7 +221,8 @@ class RunnerCore:
         self._note_fills(list(result.fills))
         return result
 
-    def _risk_context(self, now: datetime, bar: Bar, target: int, flatten: bool) -> RiskContext:
+    def _figures(self, now: datetime, bar: Bar) -> tuple[Decimal, Decimal]:
+        """(daily PnL, equity) at `now`, marked at the bar's close; rolls the trading day."""
         money = self.money
         session = self._session_of(now)
         if session != money.session:
@@ -220,14 +230,19 @@ class RunnerCore:
             money.daily_realized = Decimal(0)
             money.session = session
         book = self.manager.books.get(self.instrument.symbol)
-        mark = Decimal(str(bar.close))
         unrealized = Decimal(0)
         if book is not None and book.qty:
-            unrealized = unrealized_pnl(book, mark, self.instrument.point_value)
+            unrealized = unrealized_pnl(book, Decimal(str(bar.close)),
+                                        self.instrument.point_value)
         equity = money.capital + money.realized_before_today + money.daily_realized + unrealized
         money.equity_peak = max(money.equity_peak, equity)
+        return money.daily_realized + unrealized, equity
+
+    def _risk_context(self, now: datetime, bar: Bar, target: int, flatten: bool) -> RiskContext:
+        money = self.money
+        daily_pnl, equity = self._figures(now, bar)
         return RiskContext(
-            market=self.market_facts(now, bar), daily_pnl=money.daily_realized + unrealized,
+            market=self.market_facts(now, bar), daily_pnl=daily_pnl,
             equity=equity, equity_peak=money.equity_peak, capital=money.capital,
             account_equity=money.account_equity, account_peak=money.account_peak,
             bar_time=bar.at, detail={"target": target, "no_hold_window": flatten,
@@ -237,11 +252,11 @@ class RunnerCore:
         """True when this bar's figures cross a band of the post-trade monitor (REDUCING or
         worse) or the daily loss limit in dollars: the caller then runs the monitor now,
         rather than at its next scheduled pass."""
-        ctx = self._risk_context(bar.at + timedelta(seconds=self.bar_seconds), bar, 0, False)
-        verdict = evaluate_bands(ctx.daily_pnl, ctx.capital, ctx.equity, ctx.equity_peak)
+        daily_pnl, equity = self._figures(bar.at + timedelta(seconds=self.bar_seconds), bar)
+        verdict = evaluate_bands(daily_pnl, self.money.capital, equity, self.money.equity_peak)
         if verdict.trading_state is not TradingState.ACTIVE:
             return True
-        return self.limits is not None and -ctx.daily_pnl >= self.limits.max_daily_loss_usd
+        return self.limits is not None and -daily_pnl >= self.limits.max_daily_loss_usd
 
     def _session_of(self, when: datetime) -> int:
         day = self.calendar.session_of(when)

@@ -64,6 +64,7 @@ _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 class TradovateBroker:
     name = "tradovate"
+    supports_brackets = False  # the order manager places the exits itself (managed_exits)
 
     def __init__(self, client: TradovateClient, *, account: str | None = None,
                  clock: Clock = utcnow) -> None:
