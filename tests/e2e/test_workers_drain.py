@@ -29,8 +29,11 @@ def test_workers_drain_the_queue_without_double_claims(
         account = make_account(engine)
         with write_transaction(engine) as conn:
             js.create_jobs(conn, account_id=account, job_type=JobType.BACKTEST, actor="test",
-                           now=utcnow(), payloads=[{"n": n, "record": str(runs)}
-                                                   for n in range(JOBS)])
+                           now=utcnow(),
+                           # A few milliseconds of work a job: without it one process can
+                           # drain the whole queue before the other wins SQLite's lock once.
+                           payloads=[{"n": n, "record": str(runs), "sleep": 0.004}
+                                     for n in range(JOBS)])
 
         def unfinished() -> int:
             with engine.connect() as conn:
