@@ -48,6 +48,21 @@ bots = cast(sa.Table, Bot.__table__)
 accounts = cast(sa.Table, Account.__table__)
 
 
+# Hot-path inserts pass their row as parameters to a bare `table.insert()` rather than
+# `.values(...)`: the statement is then the same object every time and its compiled form is
+# reused, where `.values()` builds and keys a new statement per call (about 0.2 ms each).
+
+
+_FENCE = sa.select(runner_states.c.job_id).where(runner_states.c.bot_id == sa.bindparam("bot_id"))
+_FENCE_LOCKED = _FENCE.with_for_update()
+_BOT_GATE = (
+    sa.select(bots.c.kill_state, bots.c.trading_state, bots.c.stage, bots.c.is_trading_enabled,
+              bots.c.account_id, accounts.c.kill_switch_engaged, accounts.c.max_contracts,
+              accounts.c.starting_capital)
+    .join(accounts, accounts.c.id == bots.c.account_id)
+    .where(bots.c.id == sa.bindparam("bot_id")))
+
+
 class FenceLost(Exception):
     """Another runner took over this bot (runner_states.job_id changed): stop writing."""
 
@@ -96,10 +111,8 @@ def check_fence(conn: Connection, bot_id: str, job_id: str | None) -> None:
     writer such as the kill engine or a reconcile, which needs no fence). On PostgreSQL the
     row is locked, so the bot's writers (its runner, a reconcile, the kill engine) take
     turns; SQLite's write transactions already do."""
-    query = sa.select(runner_states.c.job_id).where(runner_states.c.bot_id == bot_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    owner = conn.execute(query).scalar_one_or_none()
+    query = _FENCE_LOCKED if conn.dialect.name == "postgresql" else _FENCE
+    owner = conn.execute(query, {"bot_id": bot_id}).scalar_one_or_none()
     if job_id is not None and owner != job_id:
         raise FenceLost(f"runner state of bot {bot_id} is owned by job {owner}")
 
@@ -133,13 +146,7 @@ def save_runner_state(conn: Connection, bot_id: str, job_id: str | None, *, stat
 
 def bot_gate(conn: Connection, bot_id: str) -> Any:
     """The bot's kill and trading state and stage, its account's kill switch and cap."""
-    return conn.execute(
-        sa.select(bots.c.kill_state, bots.c.trading_state, bots.c.stage,
-                  bots.c.is_trading_enabled, bots.c.account_id,
-                  accounts.c.kill_switch_engaged, accounts.c.max_contracts,
-                  accounts.c.starting_capital)
-        .join(accounts, accounts.c.id == bots.c.account_id).where(bots.c.id == bot_id)
-    ).one()
+    return conn.execute(_BOT_GATE, {"bot_id": bot_id}).one()
 
 
 def account_open_contracts(conn: Connection, account_id: str) -> int:
@@ -166,7 +173,7 @@ def insert_order(conn: Connection, bot_id: str, job_id: str | None, order: NewOr
                  status: OrderStatus = OrderStatus.PENDING, reject_code: str | None = None,
                  ) -> str:
     order_id = new_id()
-    conn.execute(orders.insert().values(
+    conn.execute(orders.insert(), dict(
         id=order_id, bot_id=bot_id, job_id=job_id, client_order_id=order.client_order_id,
         broker=broker, mode=mode, symbol=order.symbol, side=order.side.value, qty=order.qty,
         order_type=order.order_type.value, limit_price=order.limit_price,
@@ -179,7 +186,7 @@ def insert_order(conn: Connection, bot_id: str, job_id: str | None, order: NewOr
 def insert_trace(conn: Connection, bot_id: str, job_id: str | None, *, kind: str,
                  bar_time: datetime | None, decision: str, reason_code: str | None,
                  detail: dict[str, Any], now: datetime) -> None:
-    conn.execute(traces.insert().values(
+    conn.execute(traces.insert(), dict(
         id=new_id(), bot_id=bot_id, job_id=job_id, kind=kind, bar_time=bar_time,
         decision=decision, reason_code=reason_code, detail=detail, created_at=now))
 
@@ -244,7 +251,7 @@ def _save_book(conn: Connection, bot_id: str, symbol: str, book: Book, now: date
     changed = conn.execute(positions.update().where(
         positions.c.bot_id == bot_id, positions.c.symbol == symbol).values(**values)).rowcount
     if not changed:
-        conn.execute(positions.insert().values(id=new_id(), bot_id=bot_id, symbol=symbol,
+        conn.execute(positions.insert(), dict(id=new_id(), bot_id=bot_id, symbol=symbol,
                                                **values))
 
 
@@ -275,7 +282,7 @@ def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
                               f"{report.client_order_id}")
         instrument = get_instrument(report.symbol)
         fee = instrument.commission_per_side * report.qty if report.fee is None else report.fee
-        conn.execute(fills.insert().values(
+        conn.execute(fills.insert(), dict(
             id=new_id(), order_id=order.id, bot_id=bot_id, fill_id=report.fill_id,
             side=report.side.value, qty=report.qty, price=report.price, fee=fee,
             filled_at=report.at, created_at=now))
@@ -294,7 +301,7 @@ def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
         if closed is not None:
             entry_fees = instrument.commission_per_side * closed.qty
             closed_pnl = closed.gross_pnl - fee * closed.qty / report.qty - entry_fees
-            conn.execute(trade_logs.insert().values(
+            conn.execute(trade_logs.insert(), dict(
                 id=new_id(), bot_id=bot_id, bot_instance_id=order.job_id or _any_job(conn, bot_id),
                 source_type=source_type, symbol=report.symbol, side=closed.side,
                 qty=closed.qty, entry_time=entry_times.get(report.symbol, report.at),
