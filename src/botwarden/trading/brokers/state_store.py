@@ -39,6 +39,14 @@ def _revision(state: State | None) -> int:
     return int(state.get("revision", 0)) if state else 0
 
 
+# Built once: the save runs for every change of a simulated book (its hot path).
+_REVISION = (sa.select(Row.state["revision"].as_integer())
+             .where(Row.account_key == sa.bindparam("key")).with_for_update())
+_UPDATE = (sa.update(Row).where(Row.account_key == sa.bindparam("key"))
+           .values(state=sa.bindparam("new_state", type_=Row.__table__.c.state.type),
+                   updated_at=sa.bindparam("at", type_=Row.__table__.c.updated_at.type)))
+
+
 class SqlStateStore:
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
@@ -54,21 +62,18 @@ class SqlStateStore:
     def save(self, account_key: str, state: State, expected_revision: int) -> None:
         with write_transaction(self.engine) as conn:
             # Only the revision is read (json_extract / ->>), not the whole book.
-            row = conn.execute(
-                sa.select(Row.state["revision"].as_integer())
-                .where(Row.account_key == account_key).with_for_update()
-            ).first()
+            row = conn.execute(_REVISION, {"key": account_key}).first()
             stored = 0 if row is None else int(row[0] or 0)
             if stored != expected_revision:
                 raise BrokerStateConflict(
                     f"paper broker state {account_key!r} is at revision {stored}, "
                     f"this broker expected {expected_revision}: one broker per account key")
-            values = {"state": state, "updated_at": self.clock()}
             if row is None:
-                conn.execute(sa.insert(Row).values(account_key=account_key, **values))
+                conn.execute(sa.insert(Row), {"account_key": account_key, "state": state,
+                                              "updated_at": self.clock()})
             else:
-                conn.execute(sa.update(Row).where(Row.account_key == account_key)
-                             .values(**values))
+                conn.execute(_UPDATE, {"key": account_key, "new_state": state,
+                                       "at": self.clock()})
 
 
 class MemoryStateStore:
