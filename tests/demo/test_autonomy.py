@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,15 @@ from botwarden.data.providers.base import Bar
 from botwarden.demo.autonomy import evidence, timeline
 from botwarden.demo.autonomy.expected import EXPECTED
 from botwarden.demo.autonomy.timeline import Event, Expected, exit_code, judge
-from botwarden.domain.risk import MarketFacts
-from botwarden.domain.risk_limits import parse_risk_limits
 from botwarden.domain.trading import OrderType, Side
-from botwarden.trading.broker_factory import make_broker
-from botwarden.trading.order_manager import OrderManager, RiskContext
 from botwarden.trading.order_store import NewOrder
-from tests.trading.runner_support import GENEROUS, make_bot
+from tests.trading.runner_support import (
+    NOW,
+    flat_bar,
+    make_bot,
+    paper_manager,
+    risk_context,
+)
 
 T0 = datetime(2025, 5, 7, 22, 0, tzinfo=UTC)
 
@@ -128,27 +129,8 @@ def test_autonomy_demo_end_to_end(tmp_path: Path) -> None:
 
 # --- the book checks read from the store --------------------------------------------------
 
-NOW = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 New York: session open
-
-
-def _manager(engine: Engine, settings: Settings, bot_id: str) -> OrderManager:
-    return OrderManager(engine, bot_id=bot_id, job_id=None,
-                        broker=make_broker(engine, settings, bot_id, "paper"), mode="PAPER",
-                        source_type="PAPER", limits=parse_risk_limits(GENEROUS),
-                        clock=lambda: NOW)
-
-
-def _ctx() -> RiskContext:
-    facts = MarketFacts(now=NOW, last_price=Decimal("5000"),
-                        last_bar_time=NOW - timedelta(seconds=60), bar_seconds=60,
-                        session_open=True, minutes_to_close=300,
-                        minutes_to_high_impact_event=None)
-    money = Decimal(50_000)
-    return RiskContext(facts, Decimal(0), money, money, money, money, money)
-
-
 def _bar(price: float) -> Bar:
-    return Bar("MES", "1m", int(NOW.timestamp() * 1e9), price, price + 1, price - 1, price, 10)
+    return flat_bar(NOW, price)
 
 
 def _checks(engine: Engine, bot_id: str) -> list[Event]:
@@ -164,9 +146,9 @@ BOOK_EXPECTATIONS = [e for e in EXPECTED
 def test_book_checks_pass_when_each_fill_was_applied_once(engine: Engine,
                                                           settings: Settings) -> None:
     _, bot_id = make_bot(engine)
-    manager = _manager(engine, settings, bot_id)
+    manager = paper_manager(engine, settings, bot_id)
     manager.load("MES")
-    manager.place(NewOrder("ev-1", "MES", Side.BUY, 1, OrderType.MARKET), _ctx())
+    manager.place(NewOrder("ev-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
     manager.on_fills(manager.broker.on_bar("MES", _bar(5000.0)))
     events = _checks(engine, bot_id)
     assert {e.kind for e in events} == {"ORDERS_ONCE", "FILLS_ONCE", "POSITION_AGREES"}
@@ -176,9 +158,9 @@ def test_book_checks_pass_when_each_fill_was_applied_once(engine: Engine,
 def test_book_checks_name_a_broker_fill_we_never_applied(engine: Engine,
                                                          settings: Settings) -> None:
     _, bot_id = make_bot(engine)
-    manager = _manager(engine, settings, bot_id)
+    manager = paper_manager(engine, settings, bot_id)
     manager.load("MES")
-    manager.place(NewOrder("ev-2", "MES", Side.BUY, 1, OrderType.MARKET), _ctx())
+    manager.place(NewOrder("ev-2", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
     fills = manager.broker.on_bar("MES", _bar(5000.0))  # filled at the broker; never applied
     events = _checks(engine, bot_id)
     kinds = {e.kind for e in events}

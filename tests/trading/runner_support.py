@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,9 @@ from sqlalchemy.orm import Session
 from botwarden.clock import utcnow
 from botwarden.config import Settings
 from botwarden.data.bar_store import SYNTHETIC_DATASET, BarStore
+from botwarden.data.providers.base import Bar
 from botwarden.domain.jobs import JobType
+from botwarden.domain.risk import MarketFacts
 from botwarden.domain.risk_limits import parse_risk_limits
 from botwarden.research.engine import BacktestResult, Trade, run_backtest
 from botwarden.research.market import label
@@ -21,6 +24,8 @@ from botwarden.research.strategies import build_strategy
 from botwarden.store import jobs as job_store
 from botwarden.store.db import write_transaction
 from botwarden.store.models import Account, Bot, RiskConfig
+from botwarden.trading.broker_factory import make_broker
+from botwarden.trading.order_manager import OrderManager, RiskContext
 from botwarden.workers.context import JobContext
 
 GENEROUS = {"max_contracts_per_order": 1, "max_position_contracts": 1,
@@ -98,3 +103,31 @@ def run_to_completion(engine: Engine, settings: Settings, account_id: str, bot_i
         job_store.complete_jobs(conn, [job_store.Completion(ctx.job, ctx.status, result)],
                                 actor="test-worker", now=utcnow())
     return result
+
+
+# --- an order manager on a fixed clock, for tests that drive it without a runner ---------
+
+NOW = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 New York: session open
+
+
+def paper_manager(engine: Engine, settings: Settings, bot_id: str) -> OrderManager:
+    """The bot's order manager on its paper broker, with the GENEROUS limits, at NOW."""
+    return OrderManager(engine, bot_id=bot_id, job_id=None,
+                        broker=make_broker(engine, settings, bot_id, "paper"), mode="PAPER",
+                        source_type="PAPER", limits=parse_risk_limits(GENEROUS),
+                        clock=lambda: NOW)
+
+
+def risk_context() -> RiskContext:
+    """A market open at NOW with a fresh bar at 5000, and money far from every limit."""
+    facts = MarketFacts(now=NOW, last_price=Decimal("5000"),
+                        last_bar_time=NOW - timedelta(seconds=60), bar_seconds=60,
+                        session_open=True, minutes_to_close=300,
+                        minutes_to_high_impact_event=None)
+    money = Decimal(50_000)
+    return RiskContext(facts, Decimal(0), money, money, money, money, money)
+
+
+def flat_bar(at: datetime, price: float) -> Bar:
+    """A MES bar opening and closing at `price`, one point either side."""
+    return Bar("MES", "1m", int(at.timestamp() * 1e9), price, price + 1, price - 1, price, 10)

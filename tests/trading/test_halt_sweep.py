@@ -18,8 +18,7 @@ from botwarden.trading.broker_factory import make_broker
 from botwarden.trading.halt_sweep import halt_sweep
 from botwarden.trading.order_store import NewOrder
 from botwarden.workers.tasks import LoopContext
-from tests.trading.runner_support import make_bot
-from tests.trading.test_reconcile_service import NOW, _bar, _ctx, _manager
+from tests.trading.runner_support import NOW, flat_bar, make_bot, paper_manager, risk_context
 
 
 def test_a_killed_bot_without_runner_is_flattened_by_the_sweep(engine: Engine,
@@ -29,10 +28,10 @@ def test_a_killed_bot_without_runner_is_flattened_by_the_sweep(engine: Engine,
         job_id = job_store.create_job(conn, account_id=account_id, job_type=JobType.RUNNER,
                                       actor="test", now=utcnow(), bot_id=bot_id)
         job_store.cancel_job(conn, job_id, account_id=account_id, actor="test", now=utcnow())
-    manager = _manager(engine, settings, bot_id)
+    manager = paper_manager(engine, settings, bot_id)
     manager.load("MES")
-    manager.place(NewOrder("sweep-1", "MES", Side.BUY, 1, OrderType.MARKET), _ctx())
-    manager.on_fills(manager.broker.on_bar("MES", _bar(NOW, 5000.0)))
+    manager.place(NewOrder("sweep-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+    manager.on_fills(manager.broker.on_bar("MES", flat_bar(NOW, 5000.0)))
     assert manager.position("MES") == 1
     with Session(engine) as session:
         bot = session.get(Bot, bot_id)

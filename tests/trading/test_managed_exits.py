@@ -22,8 +22,7 @@ from botwarden.trading.brokers import BrokerRejected, PaperBroker, SqlStateStore
 from botwarden.trading.brokers.base import Ack, Bracket, OrderRequest
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.order_store import NewOrder
-from tests.trading.runner_support import GENEROUS, make_bot
-from tests.trading.test_reconcile_service import NOW, _ctx
+from tests.trading.runner_support import GENEROUS, NOW, make_bot, risk_context
 
 
 class NoBracketBroker(PaperBroker):
@@ -64,7 +63,7 @@ def test_exits_follow_the_entry_and_cancel_each_other(engine: Engine,
                            source_type="PAPER", limits=parse_risk_limits(GENEROUS),
                            clock=lambda: NOW, bracket=Bracket(8, 16))
     manager.load("MES")
-    entry = manager.place(NewOrder("mx-1", "MES", Side.BUY, 1, OrderType.MARKET), _ctx())
+    entry = manager.place(NewOrder("mx-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
     assert entry.status is not None and entry.status.value == "WORKING"
     manager.on_fills(broker.on_bar("MES", _bar(0, 4999.75, 5000.25)))  # fills at 5000.00
     orders = _orders(engine, bot_id)
