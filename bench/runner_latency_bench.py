@@ -199,9 +199,11 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     wrap(PaperBroker, "query_order", "broker query_order")
     wrap(PaperBroker, "on_bar", "broker on_bar (matching)")
     wrap(SqlStateStore, "save", "paper book save")
+    wrap(SqlStateStore, "append", "paper book change saved")
     wrap(OrderManager, "place", "place")
     wrap(OrderManager, "on_fills", "fills applied")
     wrap(OrderManager, "_settle", "order status after ack")
+    wrap(OrderManager, "_acked", "order status after ack")
     wrap(OrderManager, "adopt|_adopt", "bracket legs adopted")
     wrap(OrderManager, "_sync_bracket", "bracket sync")
     wrap(OrderManager, "cancel", "cancel bracket legs")
@@ -333,8 +335,8 @@ def report(outcome: dict[str, Any], recorder: Recorder) -> None:
         manager_tx = tuple({k for b in bars for k in b if k.endswith(": tx")}
                            | {"intent transaction"})
         print(f"  a bar with orders: {per_bar(manager_tx):.1f} order manager transactions, "
-              f"{per_bar(('paper book save',)):.1f} paper book saves, then 1 runner state "
-              f"save; {per_bar(('broker submit',)):.1f} submits, "
+              f"{per_bar(('paper book save', 'paper book change saved')):.1f} paper book "
+              f"saves, then 1 runner state save; {per_bar(('broker submit',)):.1f} submits, "
               f"{per_bar(('broker cancel',)):.1f} cancels")
     tenth = max(1, n // 10)
     early, late = samples[:tenth], samples[-tenth:]

@@ -18,7 +18,7 @@ from botwarden.store.models import Fill, Order, Position, RunnerState, TradeLog
 from botwarden.trading.broker_factory import account_key
 from botwarden.trading.brokers import PaperBroker, SqlStateStore
 from botwarden.trading.brokers.base import PROFIT_TARGET_SUFFIX, STOP_LOSS_SUFFIX
-from botwarden.trading.brokers.sim_state import SimState
+from botwarden.trading.brokers.sim_state import DEFAULT_HISTORY_LIMIT, load_state
 
 UNSETTLED = {OrderStatus.PENDING.value, OrderStatus.UNRESOLVED.value}
 OPEN_VALUES = {s.value for s in OPEN}
@@ -65,12 +65,19 @@ def check_agreement(engine: Engine, bot_id: str, symbol: str, ledger: Ledger,
         resumed_after = conn.execute(sa.select(RunnerState.last_bar_time).where(
             RunnerState.bot_id == bot_id)).scalar_one_or_none()
 
-    # The broker's book as a restart reads it: no client id in it twice.
-    raw = SqlStateStore(engine).load(account_key("paper", bot_id)) or SimState().to_json()
-    broker_ids = [o["cid"] for o in raw["orders"]]
-    assert len(broker_ids) == len(set(broker_ids)), "a client order id twice at the broker"
-    assert len(raw["fills"]) == len({f["id"] for f in raw["fills"]})
-    state = SimState.from_json(raw)
+    # The broker's book as a restart reads it (its snapshot and the changes after it): no
+    # client id ever named two broker orders, no fill recorded twice.
+    stored = SqlStateStore(engine).load(account_key("paper", bot_id))
+    parts = [] if stored is None else [stored.snapshot, *stored.changes]
+    broker_orders: dict[str, set[str]] = {}
+    for part in parts:
+        for encoded in part["orders"]:
+            broker_orders.setdefault(encoded["cid"], set()).add(encoded["bid"])
+    twice = sorted(c for c, bids in broker_orders.items() if len(bids) > 1)
+    assert not twice, f"a client order id twice at the broker: {twice}"
+    fill_ids = [f["id"] for part in parts for f in part["fills"]]
+    assert len(fill_ids) == len(set(fill_ids)), "a fill twice at the broker"
+    state = load_state(stored, DEFAULT_HISTORY_LIMIT)
 
     # 0 lost intents: nothing left PENDING or UNRESOLVED, nothing refused for being unknown.
     waiting = set()

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from botwarden.domain.instruments import get_instrument
 from botwarden.domain.trading import OrderStatus, OrderType, Side
-from botwarden.trading import order_store as store
 from botwarden.trading.brokers.fill_rules import bracket_prices
 from botwarden.trading.order_store import NewOrder
 
 if TYPE_CHECKING:
+    from botwarden.trading.fill_ledger import AppliedFill
     from botwarden.trading.order_manager import OrderManager
 
 MANAGED_STOP_SUFFIX = ":MSL"
@@ -32,14 +32,12 @@ def managed_ids(entry_client_order_id: str) -> tuple[str, str]:
     return entry + MANAGED_STOP_SUFFIX, entry + MANAGED_TARGET_SUFFIX
 
 
-def after_fills(manager: OrderManager, applied: Sequence[store.AppliedFill]) -> None:
+def after_fills(manager: OrderManager, applied: Sequence[AppliedFill]) -> None:
     bracket = manager.bracket
     if bracket is None:
         return
     for item in applied:
-        fill = item.fill
-        with manager.engine.connect() as conn:
-            row = store.get_order(conn, fill.client_order_id)
+        fill, row = item.fill, item.order
         if row is None:
             continue
         if row.parent_client_order_id is not None:

@@ -20,7 +20,8 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -50,6 +51,7 @@ from botwarden.domain.stages import Stage
 from botwarden.domain.trading import OrderStatus, Side, TradingState
 from botwarden.store.db import write_transaction
 from botwarden.trading import crashpoints, managed_exits
+from botwarden.trading import fill_ledger as ledger
 from botwarden.trading import order_store as store
 from botwarden.trading.brokers.base import (
     Bracket,
@@ -88,7 +90,7 @@ class Placed:
     client_order_id: str
     status: OrderStatus | None  # None: refused before it existed
     verdict: RiskVerdict
-    fills: tuple[store.AppliedFill, ...] = ()
+    fills: tuple[ledger.AppliedFill, ...] = ()
 
 
 class OrderManager:
@@ -126,6 +128,7 @@ class OrderManager:
         # Without native brackets the exits are placed here once the entry fills.
         self.native_brackets = bool(getattr(broker, "supports_brackets", True))
         self.last_ctx: RiskContext | None = None
+        self.deferred_acks: list[tuple[str, str | None]] | None = None  # acks_deferred
 
     # ---- state ----
 
@@ -133,7 +136,7 @@ class OrderManager:
         """Read our open orders and book from the store (at start and after reconcile)."""
         with self.engine.connect() as conn:
             self.open = {o.client_order_id: o for o in store.open_orders(conn, self.bot_id)}
-            self.books[symbol] = store.load_book(conn, self.bot_id, symbol)
+            self.books[symbol] = ledger.load_book(conn, self.bot_id, symbol)
             self.seen_ids = {o.client_order_id for o in store.recent_orders(conn, self.bot_id)}
             entered = _entry_time(conn, self.bot_id, symbol, self.books[symbol].qty)
         if entered is None:
@@ -163,9 +166,9 @@ class OrderManager:
         self.last_ctx = ctx
         intent = OrderIntent(order.client_order_id, order.side, order.qty, order.order_type,
                              order.limit_price, order.stop_price, system_flatten)
+        late: list[tuple[str, str | None]] = []
         with write_transaction(self.engine) as conn:
-            store.check_fence(conn, self.bot_id, self.job_id)
-            gate = store.bot_gate(conn, self.bot_id)
+            gate = store.fenced_gate(conn, self.bot_id, self.job_id)
             bot = self._bot_risk(order.symbol, gate, ctx)
             account = AccountRisk(gate.starting_capital, ctx.account_equity, ctx.account_peak)
             if gate.max_contracts is not None:
@@ -188,10 +191,15 @@ class OrderManager:
                 return Placed(order.client_order_id, None, verdict)
             if reduces_position(intent, bot):
                 order = replace(order, reduce_only=True)
-            store.insert_order(conn, self.bot_id, self.job_id, order, broker=self.broker.name,
-                               mode=self.mode, now=now)
+            if self.deferred_acks:  # the bar's earlier acknowledgements, with this intent
+                acks, self.deferred_acks = self.deferred_acks, []
+                late = self._write_acks(conn, acks)
+            order_id = store.insert_order(conn, self.bot_id, self.job_id, order,
+                                          broker=self.broker.name, mode=self.mode, now=now)
         crashpoints.reached(crashpoints.ORDER_PERSISTED)
-        stored = StoredOrder("", order.client_order_id, self.job_id, order.symbol, order.side,
+        for client_order_id, broker_order_id in late:
+            self._settle(client_order_id, OrderStatus.WORKING, broker_order_id=broker_order_id)
+        stored = StoredOrder(order_id, order.client_order_id, self.job_id, order.symbol, order.side,
                              order.qty, order.order_type, OrderStatus.PENDING, 0,
                              order.limit_price, order.stop_price, order.reduce_only,
                              order.parent_client_order_id, now)
@@ -231,7 +239,7 @@ class OrderManager:
                             self.bracket if with_bracket and self.native_brackets else None)
 
     def _send(self, order: StoredOrder, *, with_bracket: bool,
-              ) -> tuple[OrderStatus, list[store.AppliedFill]]:
+              ) -> tuple[OrderStatus, list[ledger.AppliedFill]]:
         request = self._request(order, with_bracket)
         for _attempt in range(SEND_ATTEMPTS):
             try:
@@ -249,7 +257,9 @@ class OrderManager:
                             error=str(exc))
                 continue
             crashpoints.reached(crashpoints.ORDER_SUBMITTED)
-            self._settle(order.client_order_id, ack.status, broker_order_id=ack.broker_order_id)
+            if not self._acked(order.client_order_id, ack.status, ack.broker_order_id):
+                self._settle(order.client_order_id, ack.status,
+                             broker_order_id=ack.broker_order_id)
             if ack.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
                 report = self.broker.query_order(order.client_order_id)
                 applied = self.on_fills(list(report.fills) if report else [])
@@ -257,6 +267,55 @@ class OrderManager:
             return ack.status, []
         self.unsettled = True  # still PENDING: nothing reached the broker; resent later
         return OrderStatus.PENDING, []
+
+    def _acked(self, client_order_id: str, status: OrderStatus,
+               broker_order_id: str | None) -> bool:
+        """The common case in one statement: a PENDING order acknowledged as WORKING. Inside
+        `acks_deferred` the statement waits for the next write (or the scope's end)."""
+        current = self.open.get(client_order_id)
+        if status is not OrderStatus.WORKING or current is None \
+                or current.status is not OrderStatus.PENDING:
+            return False
+        if self.deferred_acks is not None:
+            self.deferred_acks.append((client_order_id, broker_order_id))
+        else:
+            with write_transaction(self.engine) as conn:
+                if not store.record_ack(conn, client_order_id, broker_order_id, self.clock()):
+                    return False
+        self.open[client_order_id] = replace(current, status=OrderStatus.WORKING)
+        return True
+
+    @contextmanager
+    def acks_deferred(self) -> Iterator[None]:
+        """Within this scope (a bar's decisions) an acknowledgement is written with the next
+        intent, or at the end, not in a transaction of its own before the next order goes.
+        Until then the row says PENDING: after a crash the order is settled by asking the
+        broker, as for any order whose acknowledgement was lost."""
+        self.deferred_acks = []
+        try:
+            yield
+        except BaseException:
+            for client_order_id, _ in self.deferred_acks or []:
+                held = self.open.get(client_order_id)
+                if held is not None:  # not written: as stored, PENDING until settled
+                    self.open[client_order_id] = replace(held, status=OrderStatus.PENDING)
+                    self.unsettled = True
+            self.deferred_acks = None
+            raise
+        acks, self.deferred_acks = self.deferred_acks, None
+        if acks:
+            with write_transaction(self.engine) as conn:
+                late = self._write_acks(conn, acks)
+            for client_order_id, broker_order_id in late:
+                self._settle(client_order_id, OrderStatus.WORKING,
+                             broker_order_id=broker_order_id)
+
+    def _write_acks(self, conn: Connection, acks: list[tuple[str, str | None]],
+                    ) -> list[tuple[str, str | None]]:
+        """Write deferred acknowledgements; returns those whose row had moved on."""
+        now = self.clock()
+        return [(cid, boid) for cid, boid in acks
+                if not store.record_ack(conn, cid, boid, now)]
 
     def _settle(self, client_order_id: str, status: OrderStatus, **values: Any) -> None:
         now = self.clock()
@@ -280,7 +339,7 @@ class OrderManager:
 
     # ---- fills and resolution ----
 
-    def on_fills(self, reports: Sequence[FillReport]) -> list[store.AppliedFill]:
+    def on_fills(self, reports: Sequence[FillReport]) -> list[ledger.AppliedFill]:
         """Apply new broker fills once; adopt bracket exits the broker opened or changed."""
         if not reports:
             return []
@@ -288,18 +347,21 @@ class OrderManager:
             if report.client_order_id not in self.open:
                 self.adopt(report.client_order_id)
         now = self.clock()
+        symbol = reports[0].symbol
         with write_transaction(self.engine) as conn:
-            store.check_fence(conn, self.bot_id, self.job_id)
-            applied = store.apply_fills(conn, self.bot_id, reports, source_type=self.source_type,
-                                        entry_times=self.entry_times, now=now)
-            changed = [store.get_order(conn, a.fill.client_order_id) for a in applied]
+            # The fence and the stored position in one read: what the fills start from.
+            book = ledger.fence_and_book(conn, self.bot_id, self.job_id, symbol)
+            applied = ledger.apply_fills(conn, self.bot_id, reports,
+                                         source_type=self.source_type,
+                                         entry_times=self.entry_times, now=now,
+                                         known=self.open, fresh_books={symbol: book})
         crashpoints.reached(crashpoints.FILLS_APPLIED)
         for item in applied:
             self.books[item.fill.symbol] = item.book
-        for row in changed:
-            self._remember(row)
+            self._remember(item.order)
         for item in applied:
-            self._sync_bracket(item.fill.client_order_id)
+            if item.order is not None:
+                self._sync_bracket(item.order)
         if not self.native_brackets and applied:
             managed_exits.after_fills(self, applied)
         return applied
@@ -329,13 +391,10 @@ class OrderManager:
                                mode=self.mode, now=now, status=status)
             self._remember(store.get_order(conn, client_order_id))
 
-    def _sync_bracket(self, client_order_id: str) -> None:
+    def _sync_bracket(self, row: StoredOrder) -> None:
         """After an entry's fill its exits exist at the broker: adopt them. After an exit's
         fill its one-cancels-other sibling is cancelled there: mirror that."""
-        with self.engine.connect() as conn:
-            row = store.get_order(conn, client_order_id)
-        if row is None:
-            return
+        client_order_id = row.client_order_id
         if row.parent_client_order_id is not None:
             for leg in bracket_ids(row.parent_client_order_id):
                 sibling = self.open.get(leg)
@@ -349,10 +408,10 @@ class OrderManager:
                 if leg not in self.open:
                     self.adopt(leg)
 
-    def resolve_open(self, *, resend: bool = True) -> list[store.AppliedFill]:
+    def resolve_open(self, *, resend: bool = True) -> list[ledger.AppliedFill]:
         """Settle every PENDING or UNRESOLVED order with the broker. `resend=False` leaves
         those the broker never received unsettled (sent later, by a call with resend)."""
-        applied: list[store.AppliedFill] = []
+        applied: list[ledger.AppliedFill] = []
         for order in [o for o in self.open.values()
                       if o.status in (OrderStatus.PENDING, OrderStatus.UNRESOLVED)]:
             _status, fills = self._resolve_one(order, resend=resend)
@@ -362,7 +421,7 @@ class OrderManager:
         return applied
 
     def _resolve_one(self, order: StoredOrder, *, resend: bool = True,
-                     ) -> tuple[OrderStatus, list[store.AppliedFill]]:
+                     ) -> tuple[OrderStatus, list[ledger.AppliedFill]]:
         """Ask the broker about the client id. Unknown there: the request never arrived, so
         sending it again under the same id is safe (the broker dedupes on it)."""
         try:
@@ -386,7 +445,7 @@ class OrderManager:
             gate = store.bot_gate(conn, self.bot_id)
         return gate.kill_state != KillState.NONE.value or bool(gate.kill_switch_engaged)
 
-    def adopt_report(self, report: OrderReport) -> tuple[OrderStatus, list[store.AppliedFill]]:
+    def adopt_report(self, report: OrderReport) -> tuple[OrderStatus, list[ledger.AppliedFill]]:
         applied = self.on_fills(list(report.fills))
         current = self.open.get(report.client_order_id)
         if current is not None and current.status is not report.status \

@@ -11,7 +11,6 @@ Exactly-once, our half:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,9 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from botwarden.domain.instruments import get_instrument
-from botwarden.domain.ledger import Book, apply_fill
-from botwarden.domain.orders import OPEN, can_transition, status_for_fill
+from botwarden.domain.orders import OPEN, can_transition
 from botwarden.domain.trading import OrderStatus, OrderType, Side
 from botwarden.ids import new_id
 from botwarden.store.db import write_transaction
@@ -36,7 +33,6 @@ from botwarden.store.models import (
     Trace,
     TradeLog,
 )
-from botwarden.trading.brokers.base import FillReport
 
 orders = cast(sa.Table, Order.__table__)
 fills = cast(sa.Table, Fill.__table__)
@@ -83,13 +79,14 @@ class StoredOrder:
     reduce_only: bool
     parent_client_order_id: str | None
     created_at: datetime
+    avg_fill_price: Decimal | None = None
 
 
-def _stored(row: Any) -> StoredOrder:
+def stored_order(row: Any) -> StoredOrder:
     return StoredOrder(row.id, row.client_order_id, row.job_id, row.symbol, Side(row.side),
                        row.qty, OrderType(row.order_type), OrderStatus(row.status),
                        row.filled_qty, row.limit_price, row.stop_price, row.reduce_only,
-                       row.parent_client_order_id, row.created_at)
+                       row.parent_client_order_id, row.created_at, row.avg_fill_price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +144,44 @@ def save_runner_state(conn: Connection, bot_id: str, job_id: str | None, *, stat
 def bot_gate(conn: Connection, bot_id: str) -> Any:
     """The bot's kill and trading state and stage, its account's kill switch and cap."""
     return conn.execute(_BOT_GATE, {"bot_id": bot_id}).one()
+
+
+# The gate and the fence in one round trip (an intent's transaction starts with both).
+_GATE_FENCED = (
+    sa.select(*_BOT_GATE.selected_columns, runner_states.c.job_id.label("fence_owner"))
+    .select_from(bots.join(accounts, accounts.c.id == bots.c.account_id)
+                 .join(runner_states, runner_states.c.bot_id == bots.c.id))
+    .where(bots.c.id == sa.bindparam("bot_id")))
+_GATE_FENCED_LOCKED = _GATE_FENCED.with_for_update(of=runner_states)
+
+
+def fenced_gate(conn: Connection, bot_id: str, job_id: str | None) -> Any:
+    """`check_fence` then `bot_gate`, in one query when there is a fence to check."""
+    if job_id is None:
+        check_fence(conn, bot_id, None)
+        return bot_gate(conn, bot_id)
+    query = _GATE_FENCED_LOCKED if conn.dialect.name == "postgresql" else _GATE_FENCED
+    row = conn.execute(query, {"bot_id": bot_id}).first()
+    if row is None or row.fence_owner != job_id:
+        owner = None if row is None else row.fence_owner
+        raise FenceLost(f"runner state of bot {bot_id} is owned by job {owner}")
+    return row
+
+
+_ACK = (orders.update()
+        .where(orders.c.client_order_id == sa.bindparam("cid"),
+               orders.c.status.in_([OrderStatus.PENDING.value, OrderStatus.SENT.value]))
+        .values(status=sa.bindparam("new_status"), broker_order_id=sa.bindparam("boid"),
+                updated_at=sa.bindparam("at")))
+
+
+def record_ack(conn: Connection, client_order_id: str, broker_order_id: str | None,
+               now: datetime) -> bool:
+    """PENDING or SENT -> WORKING in one statement, for an acknowledged order (the path of
+    nearly every order); False when the row had moved on (then settle it the long way)."""
+    return bool(conn.execute(_ACK, {"cid": client_order_id, "boid": broker_order_id,
+                                    "new_status": OrderStatus.WORKING.value, "at": now}
+                             ).rowcount == 1)
 
 
 def account_open_contracts(conn: Connection, account_id: str) -> int:
@@ -215,114 +250,21 @@ def open_orders(conn: Connection, bot_id: str) -> list[StoredOrder]:
     rows = conn.execute(sa.select(orders).where(
         orders.c.bot_id == bot_id, orders.c.status.in_([s.value for s in OPEN]))
         .order_by(orders.c.created_at, orders.c.client_order_id))
-    return [_stored(r) for r in rows]
+    return [stored_order(r) for r in rows]
 
 
 def get_order(conn: Connection, client_order_id: str) -> StoredOrder | None:
     row = conn.execute(sa.select(orders).where(orders.c.client_order_id == client_order_id)
                        ).first()
-    return None if row is None else _stored(row)
+    return None if row is None else stored_order(row)
 
 
 def recent_orders(conn: Connection, bot_id: str, limit: int = 200) -> list[StoredOrder]:
     rows = conn.execute(sa.select(orders).where(orders.c.bot_id == bot_id)
                         .order_by(orders.c.created_at.desc()).limit(limit))
-    return [_stored(r) for r in rows]
+    return [stored_order(r) for r in rows]
 
 
 def applied_fill_ids(conn: Connection, bot_id: str) -> frozenset[str]:
     return frozenset(conn.execute(sa.select(fills.c.fill_id).where(fills.c.bot_id == bot_id))
                      .scalars())
-
-
-def load_book(conn: Connection, bot_id: str, symbol: str) -> Book:
-    row = conn.execute(sa.select(positions).where(positions.c.bot_id == bot_id,
-                                                  positions.c.symbol == symbol)).first()
-    if row is None:
-        return Book()
-    lots = tuple((int(q), Decimal(str(p))) for q, p in (row.lots or []))
-    return Book(row.qty, lots, row.realized_pnl, row.fees)
-
-
-def _save_book(conn: Connection, bot_id: str, symbol: str, book: Book, now: datetime) -> None:
-    values = {"qty": book.qty, "avg_price": book.avg_price,
-              "lots": [[q, str(p)] for q, p in book.lots], "realized_pnl": book.realized_pnl,
-              "fees": book.fees, "updated_at": now}
-    changed = conn.execute(positions.update().where(
-        positions.c.bot_id == bot_id, positions.c.symbol == symbol).values(**values)).rowcount
-    if not changed:
-        conn.execute(positions.insert(), dict(id=new_id(), bot_id=bot_id, symbol=symbol,
-                                               **values))
-
-
-@dataclass(frozen=True, slots=True)
-class AppliedFill:
-    fill: FillReport
-    book: Book
-    closed_pnl: Decimal | None  # net of both sides' fees, when the fill closed a trade
-
-
-def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
-                source_type: str, entry_times: dict[str, datetime], now: datetime,
-                ) -> list[AppliedFill]:
-    """Apply broker fills not applied before, in order; returns those applied now.
-    `entry_times` maps a symbol to the open position's entry time (kept by the caller and
-    updated here), for the trade log."""
-    # Only the incoming ids are looked up: a bot's whole fill history grows without end.
-    done = frozenset(conn.execute(sa.select(fills.c.fill_id).where(
-        fills.c.fill_id.in_([r.fill_id for r in reports]))).scalars()) if reports else frozenset()
-    applied: list[AppliedFill] = []
-    for report in reports:
-        if report.fill_id in done:
-            continue
-        order = conn.execute(sa.select(orders).where(
-            orders.c.client_order_id == report.client_order_id)).first()
-        if order is None or order.bot_id != bot_id:
-            raise LookupError(f"fill {report.fill_id} is for an order this bot never sent: "
-                              f"{report.client_order_id}")
-        instrument = get_instrument(report.symbol)
-        fee = instrument.commission_per_side * report.qty if report.fee is None else report.fee
-        conn.execute(fills.insert(), dict(
-            id=new_id(), order_id=order.id, bot_id=bot_id, fill_id=report.fill_id,
-            side=report.side.value, qty=report.qty, price=report.price, fee=fee,
-            filled_at=report.at, created_at=now))
-        filled = order.filled_qty + report.qty
-        avg = report.price if order.avg_fill_price is None else (
-            (order.avg_fill_price * order.filled_qty + report.price * report.qty) / filled)
-        status = status_for_fill(order.qty, filled)
-        conn.execute(orders.update().where(orders.c.id == order.id).values(
-            filled_qty=filled, avg_fill_price=avg, status=status.value,
-            broker_order_id=order.broker_order_id or report.broker_order_id, updated_at=now))
-        before = load_book(conn, bot_id, report.symbol)
-        book, closed = apply_fill(before, report.side, report.qty, report.price, fee,
-                                  instrument.point_value)
-        _save_book(conn, bot_id, report.symbol, book, now)
-        closed_pnl = None
-        if closed is not None:
-            entry_fees = instrument.commission_per_side * closed.qty
-            closed_pnl = closed.gross_pnl - fee * closed.qty / report.qty - entry_fees
-            conn.execute(trade_logs.insert(), dict(
-                id=new_id(), bot_id=bot_id, bot_instance_id=order.job_id or _any_job(conn, bot_id),
-                source_type=source_type, symbol=report.symbol, side=closed.side,
-                qty=closed.qty, entry_time=entry_times.get(report.symbol, report.at),
-                exit_time=report.at, entry_price=closed.entry_price, exit_price=report.price,
-                pnl=closed_pnl, fees=entry_fees + fee * closed.qty / report.qty,
-                exit_fill_id=report.fill_id, is_invalid=False, created_at=now))
-        if book.qty == 0:
-            entry_times.pop(report.symbol, None)
-        elif before.qty == 0 or (before.qty > 0) != (book.qty > 0):
-            entry_times[report.symbol] = report.at
-        applied.append(AppliedFill(report, book, closed_pnl))
-    return applied
-
-
-def _any_job(conn: Connection, bot_id: str) -> str:
-    """The bot's latest runner job: the instance a fill of a system order is booked to."""
-    from botwarden.store.models import BotJob
-
-    jobs = cast(sa.Table, BotJob.__table__)
-    job_id = conn.execute(sa.select(jobs.c.id).where(jobs.c.bot_id == bot_id)
-                          .order_by(jobs.c.created_at.desc()).limit(1)).scalar_one_or_none()
-    if job_id is None:
-        raise LookupError(f"bot {bot_id} has no job to book the trade to")
-    return str(job_id)

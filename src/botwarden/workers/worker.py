@@ -46,7 +46,7 @@ def worker_engine(settings: Settings, concurrency: int) -> Engine:
     a round trip to every transaction, and a dropped connection fails one write, which the
     loops survive, then the pool replaces it."""
     if settings.is_sqlite:
-        return make_engine(settings.database_url)
+        return make_engine(settings.database_url, background_checkpoint=True)
     return make_engine(settings.database_url, pool_size=concurrency + 4, pool_pre_ping=False)
 
 

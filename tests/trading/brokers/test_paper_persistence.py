@@ -1,28 +1,34 @@
-"""The paper broker's book lives in `paper_broker_state` (SQLite and PostgreSQL): a new broker
-on the same database and account key resumes exactly; two writers on one key are refused; a
-save that fails leaves nothing half-done in memory."""
+"""The paper broker's book lives in `paper_broker_state` and `paper_broker_journal` (SQLite
+and PostgreSQL): a new broker on the same database and account key resumes exactly, from a
+snapshot and the changes after it; two writers on one key are refused; a save that fails
+leaves nothing half-done in memory."""
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from botwarden.domain.trading import OrderStatus, Side
-from botwarden.store.models.trading import PaperBrokerState
+from botwarden.store.models.trading import PaperBrokerJournal, PaperBrokerState
 from botwarden.trading.brokers import (
     Bracket,
+    BrokerRejected,
     BrokerStateConflict,
     BrokerTimeout,
+    MemoryStateStore,
     PaperBroker,
     SqlStateStore,
     bracket_ids,
 )
-from tests.trading.brokers.helpers import bar, limit, market, px
+from tests.trading.brokers.helpers import bar, limit, market, px, stop
 
 
 def test_a_new_broker_resumes_exactly(engine: Engine) -> None:
@@ -78,11 +84,18 @@ class FlakyStore(SqlStateStore):
         super().__init__(engine)
         self.fail_next = False
 
-    def save(self, account_key: str, state: dict[str, Any], expected_revision: int) -> None:
+    def _fail(self) -> None:
         if self.fail_next:
             self.fail_next = False
             raise OperationalError("UPDATE", {}, Exception("database is locked"))
+
+    def save(self, account_key: str, state: dict[str, Any], expected_revision: int) -> None:
+        self._fail()
         super().save(account_key, state, expected_revision)
+
+    def append(self, account_key: str, change: dict[str, Any], expected_revision: int) -> None:
+        self._fail()
+        super().append(account_key, change, expected_revision)
 
 
 def test_a_failed_save_is_an_unknown_outcome_and_memory_is_reloaded(engine: Engine) -> None:
@@ -111,3 +124,75 @@ def test_history_is_bounded(engine: Engine) -> None:
     remembered = [f"m{i}" for i in range(6) if broker.query_order(f"m{i}") is not None]
     assert remembered == ["m3", "m4", "m5"]
     assert len(broker.fills()) == 3 and broker.position("MES").qty == 0
+
+
+def _book(broker: PaperBroker) -> tuple[Any, ...]:
+    """What a reload must give back (not the last bar: a bar that changes nothing is not
+    saved, and matching it again changes nothing again)."""
+    return (broker.open_orders(), broker.fills(), broker.position("MES"),
+            [broker.query_order(f"m{i}") for i in range(12)])
+
+
+def test_changes_are_journalled_and_folded_back_on_load(engine: Engine) -> None:
+    broker = PaperBroker("j", SqlStateStore(engine), snapshot_every=4, history_limit=5)
+    for i in range(12):
+        broker.submit(market(f"m{i}", Side.BUY if i % 2 == 0 else Side.SELL,
+                             bracket=Bracket(4, 8) if i % 3 == 0 else None))
+        broker.on_bar("MES", bar(i, 100 + i, 104 + i, 96 + i, 100 + i))
+        # at every point, a new broker on the same key sees exactly this book
+        assert _book(PaperBroker("j", SqlStateStore(engine), history_limit=5)) == _book(broker)
+    with engine.connect() as conn:
+        journal = conn.execute(sa.select(PaperBrokerJournal.revision).where(
+            PaperBrokerJournal.account_key == "j")).scalars().all()
+        head, snapshot = conn.execute(sa.select(PaperBrokerState.revision,
+                                                PaperBrokerState.state)).one()
+    # a snapshot at most every 4 changes; the journal holds only the changes after it
+    assert 0 < len(journal) <= 4 or journal == []
+    assert all(r > snapshot["revision"] for r in journal)
+    assert head == max([snapshot["revision"], *journal])
+
+
+def test_a_second_writer_is_refused_across_a_snapshot(engine: Engine) -> None:
+    one = PaperBroker("k", SqlStateStore(engine), snapshot_every=2)
+    two = PaperBroker("k", SqlStateStore(engine), snapshot_every=2)
+    for i in range(3):  # the first save is a snapshot, then changes, then a snapshot again
+        one.submit(market(f"a{i}", Side.BUY))
+    with pytest.raises(BrokerStateConflict):
+        two.submit(market("b", Side.BUY))
+    two.submit(market("b", Side.BUY))  # reloaded: goes on from the other's book
+    with pytest.raises(BrokerStateConflict):
+        one.submit(market("a9", Side.BUY))
+    assert {o.client_order_id for o in PaperBroker("k", SqlStateStore(engine)).open_orders()
+            } == {"a0", "a1", "a2", "b"}
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(["market", "limit", "stop", "cancel", "bar"]),
+                          st.integers(0, 7), st.integers(-6, 6)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, every=st.integers(1, 6), keep=st.integers(1, 6))
+def test_any_history_reloads_to_the_same_book(ops: list[tuple[str, int, int]], every: int,
+                                              keep: int) -> None:
+    store = MemoryStateStore()
+    broker = PaperBroker("h", store, snapshot_every=every, history_limit=keep)
+    price, index = 100, 0
+    for kind, n, move in ops:
+        side = Side.BUY if n % 2 == 0 else Side.SELL
+        with contextlib.suppress(BrokerRejected):  # an id reused for another order: refused
+            if kind == "market":
+                broker.submit(market(f"m{n}", side,
+                                     bracket=Bracket(2, 3) if n % 3 == 0 else None))
+            elif kind == "limit":
+                broker.submit(limit(f"m{n}", side, price + move))
+            elif kind == "stop":
+                broker.submit(stop(f"m{n}", side, price - move))
+            elif kind == "cancel":
+                broker.cancel(f"m{n}")
+            else:
+                price += move
+                broker.on_bar("MES", bar(index, price, price + 3, price - 3,
+                                         price + move // 2))
+                index += 1
+        reloaded = PaperBroker("h", store, history_limit=keep)
+        assert _book(reloaded) == _book(broker)

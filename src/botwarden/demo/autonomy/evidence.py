@@ -26,12 +26,12 @@ from botwarden.store.models import (
     JobRunEvent,
     KillEvent,
     Order,
-    PaperBrokerState,
     Position,
     Worker,
 )
 from botwarden.trading.broker_factory import account_key
-from botwarden.trading.brokers.sim_state import SimState
+from botwarden.trading.brokers.sim_state import DEFAULT_HISTORY_LIMIT, SimState, load_state
+from botwarden.trading.brokers.state_store import load_stored
 
 KILL_FLATTEN = "KILL_FLATTEN"
 
@@ -225,9 +225,8 @@ def worker_events(conn: Session, cast: Cast) -> list[Event]:
 
 
 def broker_state(conn: Session, bot_id: str) -> SimState | None:
-    raw = conn.execute(sa.select(PaperBrokerState.state).where(
-        PaperBrokerState.account_key == account_key("paper", bot_id))).scalar()
-    return None if raw is None else SimState.from_json(raw)
+    stored = load_stored(conn.connection(), account_key("paper", bot_id))
+    return None if stored is None else load_state(stored, DEFAULT_HISTORY_LIMIT)
 
 
 def book_checks(conn: Session, cast: Cast, bot_id: str) -> list[Event]:

@@ -17,6 +17,7 @@ from botwarden.store.models.trading import (
     EquitySnapshot,
     Fill,
     Order,
+    PaperBrokerJournal,
     PaperBrokerState,
     Position,
     RunnerState,
@@ -28,7 +29,7 @@ __all__ = [
     "Account", "ApiToken", "Approval", "AuditLog", "Base", "Bot", "BotJob", "CircuitBreaker",
     "EconomicEvent", "EquitySnapshot", "EvolutionIndividual", "Fill", "IntegrationEvent",
     "IntegrationStatus", "IntegrationTelemetry", "JobRunEvent", "KillEvent", "LoginFailure",
-    "Order", "PaperBrokerState", "Position", "RateLimitHit",
+    "Order", "PaperBrokerJournal", "PaperBrokerState", "Position", "RateLimitHit",
     "ResearchRun", "RiskConfig", "RunnerState",
     "SchedulerTask", "Trace", "TradeLog", "User", "Worker",
 ]

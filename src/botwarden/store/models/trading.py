@@ -194,10 +194,30 @@ class EquitySnapshot(Base):
 
 
 class PaperBrokerState(Base):
-    """The paper broker's own book, apart from the runner's, so reconcile has two sides."""
+    """The paper broker's own book, apart from the runner's, so reconcile has two sides: a
+    snapshot (`state`, at the revision it carries) and the head `revision`, which every
+    change moves on by one (a writer that expected another head is refused). The changes
+    after the snapshot are rows of `paper_broker_journal`."""
 
     __tablename__ = "paper_broker_state"
 
     account_key: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    revision: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0,
+                                          server_default="0")
     updated_at: Mapped[datetime] = now_column()
+
+    __table_args__ = (sa.CheckConstraint("revision >= 0", name="revision_not_negative"),)
+
+
+class PaperBrokerJournal(Base):
+    """One change of a paper broker's book after its snapshot: what changed (orders, new
+    fills, positions, last bars), so a save writes a few hundred bytes, not the book."""
+
+    __tablename__ = "paper_broker_journal"
+
+    account_key: Mapped[str] = mapped_column(
+        sa.ForeignKey("paper_broker_state.account_key", ondelete="CASCADE"), primary_key=True)
+    revision: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    delta: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    created_at: Mapped[datetime] = now_column()

@@ -1,6 +1,7 @@
 """A simulated broker's own book: its orders, fills, positions and the last bar it saw, apart
-from the runner's (so reconciliation compares two real sides), as JSON for one
-`paper_broker_state` row.
+from the runner's (so reconciliation compares two real sides), as JSON: a whole snapshot
+(`to_json`), or one change since the last save (`change_json`), which `apply_change` folds
+back in on load.
 
 Money and prices are exact: decimals travel as strings, positions are `domain.ledger.Book`s.
 """
@@ -17,8 +18,10 @@ from botwarden.domain.ledger import PRICE_QUANTUM, ZERO, Book
 from botwarden.domain.orders import OPEN
 from botwarden.domain.trading import OrderStatus, OrderType, Side
 from botwarden.trading.brokers.base import FillReport, OrderReport
+from botwarden.trading.brokers.state_store import Stored
 
 FORMAT = 1
+DEFAULT_HISTORY_LIMIT = 100  # finished orders a book remembers (exactly-once for their ids)
 
 
 @dataclass(slots=True)
@@ -110,6 +113,11 @@ class SimState:
     # JSON of finished orders and of fills: they never change again, so each is encoded once
     # (a save re-encodes only the orders still working).
     _encoded: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # What the store holds: each order's JSON and the fill ids as last saved, so a change
+    # carries only what differs.
+    _saved_orders: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _saved_fills: set[str] = field(default_factory=set, repr=False)
+    _saved_final: set[str] = field(default_factory=set, repr=False)  # broker ids, finished
 
     def book(self, symbol: str) -> Book:
         return self.books.get(symbol, Book())
@@ -144,13 +152,18 @@ class SimState:
         excess = len(finished) - history_limit
         if excess <= 0:
             return
-        gone = {o.client_order_id for o in finished[:excess]}
+        forgotten = finished[:excess]
+        gone = {o.client_order_id for o in forgotten}
         self.orders = {k: o for k, o in self.orders.items() if k not in gone}
         dropped = [k for k, f in self.fills.items() if f.client_order_id in gone]
-        for key in [f"o:{cid}" for cid in gone] + [f"f:{fid}" for fid in dropped]:
+        for key in [f"o:{o.broker_order_id}" for o in forgotten] + [f"f:{f}" for f in dropped]:
             self._encoded.pop(key, None)
         for key in dropped:
             del self.fills[key]
+            self._saved_fills.discard(key)
+        for order in forgotten:
+            self._saved_orders.pop(order.client_order_id, None)
+            self._saved_final.discard(order.broker_order_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,10 +174,60 @@ class SimState:
             "last_bars": {s: list(b) for s, b in self.last_bars.items()},
         }
 
+    def change_json(self) -> dict[str, Any]:
+        """What changed since the last `mark_saved`: new or changed orders, new fills, and
+        the (small) positions, last bars and sequence, at this revision."""
+        orders = []
+        final = self._saved_final
+        for cid, order in self.orders.items():
+            if order.broker_order_id in final:
+                continue  # stored as finished: it never changes again
+            encoded = self._order_json(order)
+            saved = self._saved_orders.get(cid)
+            if saved is not encoded and saved != encoded:
+                orders.append(encoded)
+        return {
+            "format": FORMAT, "revision": self.revision, "next_seq": self.next_seq,
+            "orders": orders,
+            "fills": [self._fill_json(f) for k, f in self.fills.items()
+                      if k not in self._saved_fills],
+            "books": {s: book_to_json(b) for s, b in self.books.items()},
+            "last_bars": {s: list(b) for s, b in self.last_bars.items()},
+        }
+
+    def mark_saved(self, saved: dict[str, Any] | None = None) -> None:
+        """The store now holds this state: `saved` is the change just stored (None: the
+        whole state, a snapshot or a load)."""
+        if saved is None:
+            self._saved_orders = {c: self._order_json(o) for c, o in self.orders.items()}
+            self._saved_final = {o.broker_order_id for o in self.orders.values()
+                                 if not o.is_open}
+            self._saved_fills = set(self.fills)
+            return
+        for encoded in saved["orders"]:
+            if encoded["cid"] in self.orders:  # not those just forgotten (compact)
+                self._saved_orders[encoded["cid"]] = encoded
+                if OrderStatus(encoded["status"]) not in OPEN:
+                    self._saved_final.add(encoded["bid"])
+        self._saved_fills.update(f["id"] for f in saved["fills"] if f["id"] in self.fills)
+
+    def apply_change(self, change: dict[str, Any]) -> None:
+        """Fold in one stored change (`change_json`), as on load."""
+        if change.get("format") != FORMAT:
+            raise ValueError(f"unknown simulated broker change format {change.get('format')!r}")
+        self.revision, self.next_seq = change["revision"], change["next_seq"]
+        for encoded in change["orders"]:
+            self.orders[encoded["cid"]] = SimOrder.from_json(encoded)
+        for encoded in change["fills"]:
+            fill = fill_from_json(encoded)
+            self.fills[fill.fill_id] = fill
+        self.books.update({s: book_from_json(b) for s, b in change["books"].items()})
+        self.last_bars.update({s: Bar(*b) for s, b in change["last_bars"].items()})
+
     def _order_json(self, order: SimOrder) -> dict[str, Any]:
         if order.is_open:
             return order.to_json()
-        key = "o:" + order.client_order_id
+        key = "o:" + order.broker_order_id  # not the client id: a forgotten one can come back
         if key not in self._encoded:
             self._encoded[key] = order.to_json()
         return self._encoded[key]
@@ -187,6 +250,19 @@ class SimState:
             {s: book_from_json(b) for s, b in d["books"].items()},
             {s: Bar(*b) for s, b in d["last_bars"].items()},
         )
+
+
+def load_state(stored: Stored | None, history_limit: int) -> SimState:
+    """The book a store holds: its snapshot with the changes after it folded in, each trimmed
+    to `history_limit` finished orders as the broker that saved it trimmed it."""
+    if stored is None:
+        return SimState()
+    state = SimState.from_json(stored.snapshot)
+    for change in stored.changes:
+        state.apply_change(change)
+        state.compact(history_limit)  # as the broker did after taking each change
+    state.mark_saved()
+    return state
 
 
 def _s(value: Decimal | None) -> str | None:

@@ -3,11 +3,12 @@ submit, cancel and the reports, fault injection and telemetry. They differ only 
 order meets the market (`_match`, `_accepted`): the paper broker by the backtest's bar rules,
 the shadow broker at the quoted bid and ask.
 
-Every change is saved (the whole book, one row per account key) before the call returns; a
-save that fails leaves the outcome unknown (BrokerTimeout) and the next call reloads the
-book from the store, so memory never runs ahead of what a restart would find. A bar that
-changes nothing is not saved: matching is deterministic, so after a restart the same bar
-again changes nothing again.
+Every change is saved before the call returns, as a journal entry of what changed (a
+snapshot of the whole book every `snapshot_every` changes: state_store). A save that fails
+leaves the outcome unknown (BrokerTimeout) and the next call reloads the book from the
+store, so memory never runs ahead of what a restart would find. A bar that changes nothing
+is not saved: matching is deterministic, so after a restart the same bar again changes
+nothing again.
 
 The book remembers the last `history_limit` finished orders (default 100) and their fills,
 besides everything still working: exactly-once holds for every client id it remembers. An
@@ -52,10 +53,18 @@ from botwarden.trading.brokers.base import (
 )
 from botwarden.trading.brokers.faults import BrokerFaultKind, BrokerFaultPlan
 from botwarden.trading.brokers.fill_rules import bracket_prices
-from botwarden.trading.brokers.sim_state import SimOrder, SimState
+from botwarden.trading.brokers.sim_state import (
+    DEFAULT_HISTORY_LIMIT,
+    SimOrder,
+    SimState,
+    load_state,
+)
 from botwarden.trading.brokers.state_store import BrokerStateConflict, StateStore
 
 T = TypeVar("T")
+# A whole snapshot after this many journalled changes: loading replays at most this many,
+# and only one save in this many pays for encoding the whole book.
+SNAPSHOT_EVERY = 500
 
 
 class SimulatedBrokerCore(ABC):
@@ -71,7 +80,8 @@ class SimulatedBrokerCore(ABC):
         observer: CallObserver | None = None,
         clock: Clock = utcnow,
         sleep: Callable[[float], None] = time.sleep,
-        history_limit: int = 100,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        snapshot_every: int = SNAPSHOT_EVERY,
     ) -> None:
         self.account_key = account_key
         self.store = store
@@ -81,6 +91,8 @@ class SimulatedBrokerCore(ABC):
         self.clock = clock
         self.sleep = sleep
         self.history_limit = history_limit
+        self.snapshot_every = snapshot_every
+        self._changes_since_snapshot = 0
         self._lock = threading.RLock()
         self._state = self._load()
         self._stale = False
@@ -280,8 +292,10 @@ class SimulatedBrokerCore(ABC):
     # ---- persistence, faults, telemetry ----
 
     def _load(self) -> SimState:
-        raw = self.store.load(self.account_key)
-        return SimState.from_json(raw) if raw else SimState()
+        stored = self.store.load(self.account_key)
+        state = load_state(stored, self.history_limit)
+        self._changes_since_snapshot = len(stored.changes) if stored else 0
+        return state
 
     def _refresh(self) -> None:
         if self._stale:
@@ -291,10 +305,21 @@ class SimulatedBrokerCore(ABC):
     def _save(self) -> None:
         state = self._state
         expected = state.revision
-        state.compact(self.history_limit)
         state.revision = expected + 1
         try:
-            self.store.save(self.account_key, state.to_json(), expected)
+            if expected == 0 or self._changes_since_snapshot >= self.snapshot_every:
+                state.compact(self.history_limit)
+                self.store.save(self.account_key, state.to_json(), expected)
+                state.mark_saved()
+                self._changes_since_snapshot = 0
+            else:
+                # The change is taken before the book forgets its oldest finished orders:
+                # how they finished must be stored, or a reload would find them working.
+                change = state.change_json()
+                state.compact(self.history_limit)
+                self.store.append(self.account_key, change, expected)
+                state.mark_saved(change)
+                self._changes_since_snapshot += 1
         except BrokerStateConflict:
             self._stale = True
             raise

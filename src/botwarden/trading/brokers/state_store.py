@@ -1,23 +1,28 @@
-"""Where a simulated broker keeps its book: one `paper_broker_state` row per account key,
-written whole after every change in its own short transaction, so a new broker on the same
-database and key resumes exactly where the last one stopped.
+"""Where a simulated broker keeps its book: per account key, a snapshot of the whole book and a
+journal of the changes after it, so a new broker on the same database and key resumes
+exactly where the last one stopped.
 
-Each saved state carries a revision. A save names the revision it started from and is
-refused when the row has moved on: two brokers writing one account key would otherwise
-silently overwrite each other's orders.
+A change is saved as a journal entry (what changed: a few hundred bytes), not the book; every
+so often the broker writes a whole snapshot instead and the journal before it is dropped.
+Either way the key's head revision moves on by one, and a save names the revision it
+started from: it is refused when the head has moved on, because two brokers writing one
+account key would otherwise silently overwrite each other's orders.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from botwarden.clock import Clock, utcnow
 from botwarden.store.db import write_transaction
+from botwarden.store.models.trading import PaperBrokerJournal as Journal
 from botwarden.store.models.trading import PaperBrokerState as Row
 
 State = dict[str, Any]
@@ -27,24 +32,55 @@ class BrokerStateConflict(RuntimeError):
     """Another broker instance saved this account key since this one loaded it."""
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What is stored for a key: the snapshot and the changes after it, in order."""
+
+    snapshot: State
+    changes: list[State] = field(default_factory=list)
+
+
 class StateStore(Protocol):
-    def load(self, account_key: str) -> State | None: ...
+    def load(self, account_key: str) -> Stored | None: ...
 
     def save(self, account_key: str, state: State, expected_revision: int) -> None:
-        """Store `state` if the stored revision is still `expected_revision` (0: no row)."""
+        """Store a whole snapshot (at `state["revision"]`) if the head is still
+        `expected_revision` (0: nothing stored); the journal before it is dropped."""
+        ...
+
+    def append(self, account_key: str, change: State, expected_revision: int) -> None:
+        """Store one change (at `change["revision"]`) after the head `expected_revision`."""
         ...
 
 
-def _revision(state: State | None) -> int:
-    return int(state.get("revision", 0)) if state else 0
+def _conflict(account_key: str, expected: int) -> BrokerStateConflict:
+    return BrokerStateConflict(
+        f"paper broker state {account_key!r} is no longer at revision {expected}: "
+        "one broker per account key")
 
 
-# Built once: the save runs for every change of a simulated book (its hot path).
-_REVISION = (sa.select(Row.state["revision"].as_integer())
-             .where(Row.account_key == sa.bindparam("key")).with_for_update())
-_UPDATE = (sa.update(Row).where(Row.account_key == sa.bindparam("key"))
-           .values(state=sa.bindparam("new_state", type_=Row.__table__.c.state.type),
-                   updated_at=sa.bindparam("at", type_=Row.__table__.c.updated_at.type)))
+# Built once: append runs for every change of a simulated book (its hot path).
+_MOVE_HEAD = (sa.update(Row)
+              .where(Row.account_key == sa.bindparam("key"),
+                     Row.revision == sa.bindparam("expected"))
+              .values(revision=sa.bindparam("head"),
+                      updated_at=sa.bindparam("at", type_=Row.__table__.c.updated_at.type)))
+_SNAPSHOT = _MOVE_HEAD.values(state=sa.bindparam("snapshot", type_=Row.__table__.c.state.type))
+_ADD_CHANGE = sa.insert(Journal)
+_DROP_CHANGES = sa.delete(Journal).where(Journal.account_key == sa.bindparam("key"),
+                                         Journal.revision <= sa.bindparam("upto"))
+
+
+def load_stored(conn: Connection, account_key: str) -> Stored | None:
+    snapshot = conn.execute(sa.select(Row.state).where(Row.account_key == account_key)
+                            ).scalar_one_or_none()
+    if snapshot is None:
+        return None
+    changes = conn.execute(
+        sa.select(Journal.delta).where(Journal.account_key == account_key,
+                                       Journal.revision > int(snapshot.get("revision", 0)))
+        .order_by(Journal.revision)).scalars().all()
+    return Stored(dict(snapshot), [dict(c) for c in changes])
 
 
 class SqlStateStore:
@@ -52,28 +88,41 @@ class SqlStateStore:
         self.engine = engine
         self.clock = clock
 
-    def load(self, account_key: str) -> State | None:
+    def load(self, account_key: str) -> Stored | None:
         with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(Row.state).where(Row.account_key == account_key)
-            ).scalar_one_or_none()
-        return dict(value) if value is not None else None
+            return load_stored(conn, account_key)
 
     def save(self, account_key: str, state: State, expected_revision: int) -> None:
-        with write_transaction(self.engine) as conn:
-            # Only the revision is read (json_extract / ->>), not the whole book.
-            row = conn.execute(_REVISION, {"key": account_key}).first()
-            stored = 0 if row is None else int(row[0] or 0)
-            if stored != expected_revision:
-                raise BrokerStateConflict(
-                    f"paper broker state {account_key!r} is at revision {stored}, "
-                    f"this broker expected {expected_revision}: one broker per account key")
-            if row is None:
-                conn.execute(sa.insert(Row), {"account_key": account_key, "state": state,
-                                              "updated_at": self.clock()})
-            else:
-                conn.execute(_UPDATE, {"key": account_key, "new_state": state,
-                                       "at": self.clock()})
+        head = int(state["revision"])
+        try:
+            with write_transaction(self.engine) as conn:
+                if expected_revision == 0:
+                    conn.execute(sa.insert(Row), {"account_key": account_key, "state": state,
+                                                  "revision": head, "updated_at": self.clock()})
+                    return
+                moved = conn.execute(_SNAPSHOT, {"key": account_key,
+                                                 "expected": expected_revision, "head": head,
+                                                 "snapshot": state, "at": self.clock()})
+                if moved.rowcount != 1:
+                    raise _conflict(account_key, expected_revision)
+                conn.execute(_DROP_CHANGES, {"key": account_key, "upto": head})
+        except IntegrityError as exc:  # a first save raced another one
+            raise _conflict(account_key, expected_revision) from exc
+
+    def append(self, account_key: str, change: State, expected_revision: int) -> None:
+        head = int(change["revision"])
+        now = self.clock()
+        try:
+            with write_transaction(self.engine) as conn:
+                moved = conn.execute(_MOVE_HEAD, {"key": account_key,
+                                                  "expected": expected_revision, "head": head,
+                                                  "at": now})
+                if moved.rowcount != 1:
+                    raise _conflict(account_key, expected_revision)
+                conn.execute(_ADD_CHANGE, {"account_key": account_key, "revision": head,
+                                           "delta": change, "created_at": now})
+        except IntegrityError as exc:
+            raise _conflict(account_key, expected_revision) from exc
 
 
 class MemoryStateStore:
@@ -81,20 +130,34 @@ class MemoryStateStore:
     Rows are kept as JSON text, so what is not JSON fails here as it would in the table."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, tuple[int, str]] = {}
+        self._rows: dict[str, tuple[int, str, list[str]]] = {}  # head, snapshot, changes
         self._lock = threading.Lock()
         self.saves = 0
 
-    def load(self, account_key: str) -> State | None:
+    def load(self, account_key: str) -> Stored | None:
         with self._lock:
             row = self._rows.get(account_key)
-        return dict(json.loads(row[1])) if row is not None else None
+        if row is None:
+            return None
+        return Stored(json.loads(row[1]), [json.loads(c) for c in row[2]])
 
     def save(self, account_key: str, state: State, expected_revision: int) -> None:
         text = json.dumps(state)
         with self._lock:
-            stored = self._rows.get(account_key)
-            if (stored[0] if stored else 0) != expected_revision:
-                raise BrokerStateConflict(f"state {account_key!r} moved on")
-            self._rows[account_key] = (_revision(state), text)
+            self._check(account_key, expected_revision)
+            self._rows[account_key] = (int(state["revision"]), text, [])
             self.saves += 1
+
+    def append(self, account_key: str, change: State, expected_revision: int) -> None:
+        text = json.dumps(change)
+        with self._lock:
+            self._check(account_key, expected_revision)
+            _head, snapshot, changes = self._rows[account_key]
+            changes.append(text)
+            self._rows[account_key] = (int(change["revision"]), snapshot, changes)
+            self.saves += 1
+
+    def _check(self, account_key: str, expected: int) -> None:
+        row = self._rows.get(account_key)
+        if (row[0] if row else 0) != expected:
+            raise _conflict(account_key, expected)

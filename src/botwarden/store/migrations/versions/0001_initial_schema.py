@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 17:27:25.103165
+Create Date: 2026-11-25 20:22:56.541870
 """
 
 from __future__ import annotations
@@ -126,7 +126,11 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("revision", sa.Integer(), server_default="0", nullable=False),
         sa.Column("updated_at", botwarden.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "revision >= 0", name=op.f("ck_paper_broker_state_revision_not_negative")
+        ),
         sa.PrimaryKeyConstraint("account_key", name=op.f("pk_paper_broker_state")),
     )
     op.create_table(
@@ -267,6 +271,24 @@ def upgrade() -> None:
     with op.batch_alter_table("bots", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bots_account_id"), ["account_id"], unique=False)
 
+    op.create_table(
+        "paper_broker_journal",
+        sa.Column("account_key", sa.String(length=120), nullable=False),
+        sa.Column("revision", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column(
+            "delta",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", botwarden.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_key"],
+            ["paper_broker_state.account_key"],
+            name=op.f("fk_paper_broker_journal_account_key_paper_broker_state"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_key", "revision", name=op.f("pk_paper_broker_journal")),
+    )
     op.create_table(
         "users",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -930,6 +952,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_users_account_id"))
 
     op.drop_table("users")
+    op.drop_table("paper_broker_journal")
     with op.batch_alter_table("bots", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bots_account_id"))
 
