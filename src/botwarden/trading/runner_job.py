@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Connection
 
 from botwarden.clock import utcnow
 from botwarden.data.bar_store import BarStore
@@ -42,7 +42,6 @@ from botwarden.research.market import label
 from botwarden.research.strategies import build_strategy
 from botwarden.services.bot_figures import bot_figures
 from botwarden.services.risk_monitor import monitor_bot
-from botwarden.store.db import write_transaction
 from botwarden.store.models import Account, Bot, RiskConfig
 from botwarden.trading import crashpoints
 from botwarden.trading import order_store as store
@@ -54,6 +53,7 @@ from botwarden.trading.halt import halt_orders
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.reconcile_service import reconcile
 from botwarden.trading.runner_core import Money, RunnerCore
+from botwarden.trading.state_writer import SavedState, effective_kill, seat_for
 from botwarden.workers.context import JobContext, LeaseLost
 from botwarden.workers.registry import register_handler
 
@@ -63,6 +63,23 @@ WATCH_SECONDS = 1.0
 HALT_WAIT_SECONDS = 30.0
 DEFAULT_LOOKBACK = timedelta(days=3)
 WARMUP_FLOOR = 500
+# Runners of one process that start at once (a worker claims every free slot in one go):
+# each start costs tens of milliseconds of the process's one interpreter, and 250 at a time
+# left some silent past the RUNNER heartbeat timeout (30 s). The others wait their turn,
+# beating.
+STARTING_AT_ONCE = 4
+_starting = threading.BoundedSemaphore(STARTING_AT_ONCE)
+
+
+@contextlib.contextmanager
+def starting(ctx: JobContext) -> Iterator[None]:
+    while not _starting.acquire(timeout=WATCH_SECONDS):
+        ctx.heartbeat()  # LeaseLost when the job was taken away meanwhile
+    try:
+        ctx.heartbeat()
+        yield
+    finally:
+        _starting.release()
 
 
 def bracket_for(limits: RiskLimits | None) -> Bracket | None:
@@ -101,6 +118,8 @@ class Runner:
         self.kill_after_bar = KillState.NONE.value
         self.monitored: dict[str, Any] | None = None
         self.bars = 0
+        self.bar_wall_seconds = self.bar_seconds / self.speed if self.speed \
+            else float(self.bar_seconds)
 
     # ---- set-up ----
 
@@ -119,6 +138,7 @@ class Runner:
                                     limits=limits, clock=self.ctx.clock,
                                     bracket=bracket_for(limits))
         resume = store.claim_fence(self.engine, self.bot_id, self.ctx.job_id, self.ctx.clock())
+        self.ctx.heartbeat()
         # A simulated broker's clock is the bar stream: an intent it never received waits
         # for the replayed bar it was decided on (RunnerCore.on_bar resends it after the
         # broker has seen that bar), or it could fill at that bar's own open.
@@ -128,6 +148,7 @@ class Runner:
         if self.reconciled.killed:
             raise DomainError("RECONCILE_MISMATCH", "reconcile at start found a mismatch",
                               "The bot is QUARANTINED; review it and resurrect with 2FA.")
+        self.ctx.heartbeat()
         instrument = get_instrument(self.symbol)
         strategy = build_strategy(bot.strategy_kind, bot.strategy_params)
         events = query_events(self.engine, start=utcnow() - timedelta(days=400))
@@ -201,21 +222,23 @@ class Runner:
         return poll
 
     def process(self, core: RunnerCore, bar: Bar, fills_for: Callable[[Bar], Any]) -> None:
+        # The previous bar's state is durable before this bar's decisions: a crash replays
+        # at most this bar (its orders are named as before and not sent twice).
+        self.seat.ensure_saved()
+        self.seat.check()
         core.on_bar(bar, fills_for)
         breached = core.breaches_limits(bar)
         crashpoints.reached(crashpoints.BAR_PROCESSED)
         self.bars += 1
-        now = self.ctx.clock()
-        with write_transaction(self.engine) as conn:
-            store.save_runner_state(
-                conn, self.bot_id, self.ctx.job_id, state=core.to_json(),
-                last_bar_time=bar.at, last_price=Decimal(str(bar.close)),
-                bar_wall_seconds=self.bar_seconds / self.speed if self.speed
-                else float(self.bar_seconds), now=now)
-            # Read with the bar's save, not in a round trip of its own: the loop acts on a
-            # kill after every bar.
-            self.kill_after_bar = self.kill_state(conn)
-        crashpoints.reached(crashpoints.STATE_SAVED)
+        saved = SavedState(self.bot_id, self.ctx.job_id, core.to_json(), bar.at,
+                           Decimal(str(bar.close)), self.bar_wall_seconds, self.ctx.clock())
+        if breached or self.speed is None:
+            # A breach: the monitor below reads the mark of this bar. Unpaced (history
+            # fast-forward): bars come back to back, the state is saved with each.
+            self.kill_after_bar = self.seat.save_now(saved)
+        else:
+            self.seat.hand(saved)  # written with the other runners' states, within 0.25 s
+            self.kill_after_bar = self.kill_state()
         if breached:
             # The post-trade monitor on this bar: the runner's own figures say a band or the
             # daily loss limit is crossed; the monitor (reading the mark just saved) decides
@@ -224,24 +247,32 @@ class Runner:
             self.monitored = monitor_bot(self.engine, self.bot_id, self.ctx.clock(),
                                          settings=self.ctx.settings,
                                          actor=f"risk_monitor:{self.ctx.job_id}")
-            self.kill_after_bar = self.kill_state()
+            self.kill_after_bar = self.kill_state(fresh=True)
         self.ctx.heartbeat()
 
-    def kill_state(self, conn: Connection | None = None) -> str:
-        if conn is None:
-            with self.engine.connect() as own:
-                return self.kill_state(own)
-        row = conn.execute(sa.text(
-            "SELECT b.kill_state, a.kill_switch_engaged FROM bots b JOIN accounts a "
-            "ON a.id = b.account_id WHERE b.id = :id"), {"id": self.bot_id}).one()
-        if row[1] and row[0] == KillState.NONE.value:
-            return KillState.HARD_KILLED.value
-        return str(row[0])
+    def kill_state(self, *, fresh: bool = False) -> str:
+        """The bot's kill state: as the state writer last read it (every 0.25 s, for every
+        runner of this process), or read here when that is stale or `fresh` is asked."""
+        known = None if fresh else self.seat.kill_state()
+        if known is not None:
+            return known
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text(
+                "SELECT b.kill_state, a.kill_switch_engaged FROM bots b JOIN accounts a "
+                "ON a.id = b.account_id WHERE b.id = :id"), {"id": self.bot_id}).one()
+        return effective_kill(row[0], row[1])
 
     def run(self) -> dict[str, Any]:
-        core = self.prepare()
-        feed = build_feed(self.ctx.settings, self.engine, self.payload, self.speed)
-        result = asyncio.run(self._loop(core, feed))
+        with starting(self.ctx):
+            core = self.prepare()
+            feed = build_feed(self.ctx.settings, self.engine, self.payload, self.speed)
+        self.seat = seat_for(self.engine, self.bot_id, self.ctx.job_id)  # after the claim
+        try:
+            result = asyncio.run(self._loop(core, feed))
+        except BaseException:
+            self.seat.leave(save=False)  # fenced out, lease lost or failed: resume earlier
+            raise
+        self.seat.leave(save=True)  # stopped, halted or at the replay's end: resume here
         return {"bot_id": self.bot_id, "mode": self.mode, "bars": self.bars,
                 "orders_sent": core.orders_sent, "halted": self.halted,
                 "reconcile_at_start": self.reconciled.as_json(), **result}
@@ -281,6 +312,7 @@ class Runner:
                 if watchdog:
                     watched = loop.time()
                     self.ctx.heartbeat()
+                    self.seat.check()
                     if self.ctx.should_stop:
                         return {"ended": "STOPPED"}
                     self._follow_health(feed)
