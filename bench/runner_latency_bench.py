@@ -53,8 +53,8 @@ from botwarden.data.synth import SYNTHETIC_PROVIDER, synthesize
 from botwarden.domain.instruments import get_instrument
 from botwarden.store.db import normalise_url
 from botwarden.store.migrate import upgrade
+from botwarden.trading import fill_intake, order_store, quick_transitions, runner_job
 from botwarden.trading import order_manager as om
-from botwarden.trading import order_store, runner_job
 from botwarden.trading.brokers import PaperBroker, SqlStateStore
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.runner_core import RunnerCore
@@ -202,10 +202,10 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     wrap(SqlStateStore, "append", "paper book change saved")
     wrap(OrderManager, "place", "place")
     wrap(OrderManager, "on_fills", "fills applied")
-    wrap(OrderManager, "_settle", "order status after ack")
+    wrap(OrderManager, "settle|_settle", "order status after ack")
     wrap(OrderManager, "_acked", "order status after ack")
-    wrap(OrderManager, "adopt|_adopt", "bracket legs adopted")
-    wrap(OrderManager, "_sync_bracket", "bracket sync")
+    wrap(fill_intake, "adopt_exits", "bracket legs adopted")
+    wrap(fill_intake, "sync_bracket", "bracket sync")
     wrap(OrderManager, "cancel", "cancel bracket legs")
     wrap(om, "check_order", "risk check")
     wrap(order_store, "applied_fill_ids", "read the bot's applied fill ids")
@@ -219,6 +219,9 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
             yield conn
 
     patch(om, "write_transaction", labelled_transaction)
+    # The order manager's helpers open their own: fills (fill_intake), deferred statuses.
+    patch(fill_intake, "write_transaction", labelled_transaction)
+    patch(quick_transitions, "write_transaction", labelled_transaction)
 
     # Runner.process = on_bar, then the limit check, the runner state's save and the
     # heartbeat; then the runner reads the kill state. Per bar, outside the samples.

@@ -20,8 +20,8 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -50,7 +50,7 @@ from botwarden.domain.risk_limits import RiskLimits
 from botwarden.domain.stages import Stage
 from botwarden.domain.trading import OrderStatus, Side, TradingState
 from botwarden.store.db import write_transaction
-from botwarden.trading import crashpoints, managed_exits
+from botwarden.trading import crashpoints, fill_intake, quick_transitions
 from botwarden.trading import fill_ledger as ledger
 from botwarden.trading import order_store as store
 from botwarden.trading.brokers.base import (
@@ -62,7 +62,6 @@ from botwarden.trading.brokers.base import (
     FillReport,
     OrderReport,
     OrderRequest,
-    bracket_ids,
 )
 from botwarden.trading.order_store import NewOrder, StoredOrder
 
@@ -128,7 +127,7 @@ class OrderManager:
         # Without native brackets the exits are placed here once the entry fills.
         self.native_brackets = bool(getattr(broker, "supports_brackets", True))
         self.last_ctx: RiskContext | None = None
-        self.deferred_acks: list[tuple[str, str | None]] | None = None  # acks_deferred
+        self.deferred: list[quick_transitions.Deferred] | None = None  # inside transitions_deferred
 
     # ---- state ----
 
@@ -166,7 +165,7 @@ class OrderManager:
         self.last_ctx = ctx
         intent = OrderIntent(order.client_order_id, order.side, order.qty, order.order_type,
                              order.limit_price, order.stop_price, system_flatten)
-        late: list[tuple[str, str | None]] = []
+        late: list[quick_transitions.Deferred] = []
         with write_transaction(self.engine) as conn:
             gate = store.fenced_gate(conn, self.bot_id, self.job_id)
             bot = self._bot_risk(order.symbol, gate, ctx)
@@ -191,14 +190,13 @@ class OrderManager:
                 return Placed(order.client_order_id, None, verdict)
             if reduces_position(intent, bot):
                 order = replace(order, reduce_only=True)
-            if self.deferred_acks:  # the bar's earlier acknowledgements, with this intent
-                acks, self.deferred_acks = self.deferred_acks, []
-                late = self._write_acks(conn, acks)
+            if self.deferred:  # the bar's earlier acknowledgements and cancels, with this
+                entries, self.deferred = self.deferred, []
+                late = quick_transitions.write_deferred(self, conn, entries)
             order_id = store.insert_order(conn, self.bot_id, self.job_id, order,
                                           broker=self.broker.name, mode=self.mode, now=now)
         crashpoints.reached(crashpoints.ORDER_PERSISTED)
-        for client_order_id, broker_order_id in late:
-            self._settle(client_order_id, OrderStatus.WORKING, broker_order_id=broker_order_id)
+        quick_transitions.settle_late(self, late)
         stored = StoredOrder(order_id, order.client_order_id, self.job_id, order.symbol, order.side,
                              order.qty, order.order_type, OrderStatus.PENDING, 0,
                              order.limit_price, order.stop_price, order.reduce_only,
@@ -245,11 +243,11 @@ class OrderManager:
             try:
                 ack = self.broker.submit(request)
             except BrokerRejected as exc:
-                self._settle(order.client_order_id, OrderStatus.REJECTED, reject_code=exc.code,
+                self.settle(order.client_order_id, OrderStatus.REJECTED, reject_code=exc.code,
                              reason=exc.message)
                 return OrderStatus.REJECTED, []
             except BrokerTimeout as exc:
-                self._settle(order.client_order_id, OrderStatus.UNRESOLVED, reason=str(exc))
+                self.settle(order.client_order_id, OrderStatus.UNRESOLVED, reason=str(exc))
                 self.unsettled = True
                 return self._resolve_one(self.open[order.client_order_id])
             except BrokerDisconnected as exc:
@@ -258,7 +256,7 @@ class OrderManager:
                 continue
             crashpoints.reached(crashpoints.ORDER_SUBMITTED)
             if not self._acked(order.client_order_id, ack.status, ack.broker_order_id):
-                self._settle(order.client_order_id, ack.status,
+                self.settle(order.client_order_id, ack.status,
                              broker_order_id=ack.broker_order_id)
             if ack.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
                 report = self.broker.query_order(order.client_order_id)
@@ -270,54 +268,18 @@ class OrderManager:
 
     def _acked(self, client_order_id: str, status: OrderStatus,
                broker_order_id: str | None) -> bool:
-        """The common case in one statement: a PENDING order acknowledged as WORKING. Inside
-        `acks_deferred` the statement waits for the next write (or the scope's end)."""
-        current = self.open.get(client_order_id)
-        if status is not OrderStatus.WORKING or current is None \
-                or current.status is not OrderStatus.PENDING:
-            return False
-        if self.deferred_acks is not None:
-            self.deferred_acks.append((client_order_id, broker_order_id))
-        else:
-            with write_transaction(self.engine) as conn:
-                if not store.record_ack(conn, client_order_id, broker_order_id, self.clock()):
-                    return False
-        self.open[client_order_id] = replace(current, status=OrderStatus.WORKING)
-        return True
+        return status is OrderStatus.WORKING and self._transition(
+            client_order_id, status, broker_order_id)
 
-    @contextmanager
-    def acks_deferred(self) -> Iterator[None]:
-        """Within this scope (a bar's decisions) an acknowledgement is written with the next
-        intent, or at the end, not in a transaction of its own before the next order goes.
-        Until then the row says PENDING: after a crash the order is settled by asking the
-        broker, as for any order whose acknowledgement was lost."""
-        self.deferred_acks = []
-        try:
-            yield
-        except BaseException:
-            for client_order_id, _ in self.deferred_acks or []:
-                held = self.open.get(client_order_id)
-                if held is not None:  # not written: as stored, PENDING until settled
-                    self.open[client_order_id] = replace(held, status=OrderStatus.PENDING)
-                    self.unsettled = True
-            self.deferred_acks = None
-            raise
-        acks, self.deferred_acks = self.deferred_acks, None
-        if acks:
-            with write_transaction(self.engine) as conn:
-                late = self._write_acks(conn, acks)
-            for client_order_id, broker_order_id in late:
-                self._settle(client_order_id, OrderStatus.WORKING,
-                             broker_order_id=broker_order_id)
+    def _transition(self, client_order_id: str, status: OrderStatus,
+                    broker_order_id: str | None) -> bool:
+        return quick_transitions.transition(self, client_order_id, status, broker_order_id)
 
-    def _write_acks(self, conn: Connection, acks: list[tuple[str, str | None]],
-                    ) -> list[tuple[str, str | None]]:
-        """Write deferred acknowledgements; returns those whose row had moved on."""
-        now = self.clock()
-        return [(cid, boid) for cid, boid in acks
-                if not store.record_ack(conn, cid, boid, now)]
+    def transitions_deferred(self) -> AbstractContextManager[None]:
+        """A bar's decisions: acknowledgements and cancels written with the next intent."""
+        return quick_transitions.deferred_scope(self)
 
-    def _settle(self, client_order_id: str, status: OrderStatus, **values: Any) -> None:
+    def settle(self, client_order_id: str, status: OrderStatus, **values: Any) -> None:
         now = self.clock()
         with write_transaction(self.engine) as conn:
             if status is not OrderStatus.PENDING:
@@ -327,9 +289,9 @@ class OrderManager:
                     store.set_status(conn, client_order_id, OrderStatus.SENT, now=now)
                 store.set_status(conn, client_order_id, status, now=now, **values)
             row = store.get_order(conn, client_order_id)
-        self._remember(row)
+        self.remember(row)
 
-    def _remember(self, row: StoredOrder | None) -> None:
+    def remember(self, row: StoredOrder | None) -> None:
         if row is None:
             return
         if row.status in FINAL:
@@ -340,73 +302,11 @@ class OrderManager:
     # ---- fills and resolution ----
 
     def on_fills(self, reports: Sequence[FillReport]) -> list[ledger.AppliedFill]:
-        """Apply new broker fills once; adopt bracket exits the broker opened or changed."""
-        if not reports:
-            return []
-        for report in reports:
-            if report.client_order_id not in self.open:
-                self.adopt(report.client_order_id)
-        now = self.clock()
-        symbol = reports[0].symbol
-        with write_transaction(self.engine) as conn:
-            # The fence and the stored position in one read: what the fills start from.
-            book = ledger.fence_and_book(conn, self.bot_id, self.job_id, symbol)
-            applied = ledger.apply_fills(conn, self.bot_id, reports,
-                                         source_type=self.source_type,
-                                         entry_times=self.entry_times, now=now,
-                                         known=self.open, fresh_books={symbol: book})
-        crashpoints.reached(crashpoints.FILLS_APPLIED)
-        for item in applied:
-            self.books[item.fill.symbol] = item.book
-            self._remember(item.order)
-        for item in applied:
-            if item.order is not None:
-                self._sync_bracket(item.order)
-        if not self.native_brackets and applied:
-            managed_exits.after_fills(self, applied)
-        return applied
+        """Apply new broker fills once; record the bracket exits they bring (fill_intake)."""
+        return fill_intake.take_fills(self, reports)
 
     def adopt(self, client_order_id: str) -> None:
-        """Record a broker order we did not place ourselves: a bracket exit of ours."""
-        with self.engine.connect() as conn:
-            known = store.get_order(conn, client_order_id)
-        if known is not None:
-            if known.status not in FINAL:
-                self.open[client_order_id] = known
-            return
-        report = self.broker.query_order(client_order_id)
-        if report is None or report.parent_client_order_id is None:
-            return
-        now = self.clock()
-        order = NewOrder(client_order_id, report.symbol, report.side, report.qty,
-                         report.order_type, report.limit_price, report.stop_price,
-                         reduce_only=True, reason="bracket exit",
-                         parent_client_order_id=report.parent_client_order_id)
-        with write_transaction(self.engine) as conn:
-            parent = store.get_order(conn, report.parent_client_order_id)
-            job_id = parent.job_id if parent else self.job_id
-            status = OrderStatus.WORKING if report.status in (
-                OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED) else report.status
-            store.insert_order(conn, self.bot_id, job_id, order, broker=self.broker.name,
-                               mode=self.mode, now=now, status=status)
-            self._remember(store.get_order(conn, client_order_id))
-
-    def _sync_bracket(self, row: StoredOrder) -> None:
-        """After an entry's fill its exits exist at the broker: adopt them. After an exit's
-        fill its one-cancels-other sibling is cancelled there: mirror that."""
-        client_order_id = row.client_order_id
-        if row.parent_client_order_id is not None:
-            for leg in bracket_ids(row.parent_client_order_id):
-                sibling = self.open.get(leg)
-                if leg == client_order_id or sibling is None:
-                    continue
-                report = self.broker.query_order(leg)
-                if report is not None and report.status is not sibling.status:
-                    self.adopt_report(report)
-        elif not row.reduce_only and self.bracket is not None:
-            for leg in bracket_ids(client_order_id):
-                if leg not in self.open:
-                    self.adopt(leg)
+        fill_intake.adopt_exits(self, [client_order_id])
 
     def resolve_open(self, *, resend: bool = True) -> list[ledger.AppliedFill]:
         """Settle every PENDING or UNRESOLVED order with the broker. `resend=False` leaves
@@ -434,7 +334,7 @@ class OrderManager:
             if not order.reduce_only and self._killed():
                 # Killed since the intent was judged: what never reached the broker stays
                 # unsent (fail closed); only risk-reducing orders still go.
-                self._settle(order.client_order_id, OrderStatus.CANCELED,
+                self.settle(order.client_order_id, OrderStatus.CANCELED,
                              reason="the bot was killed before the order reached the broker")
                 return OrderStatus.CANCELED, []
             return self._send(order, with_bracket=not order.reduce_only)
@@ -449,8 +349,11 @@ class OrderManager:
         applied = self.on_fills(list(report.fills))
         current = self.open.get(report.client_order_id)
         if current is not None and current.status is not report.status \
-                and report.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
-            self._settle(report.client_order_id, report.status,
+                and report.status not in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED) \
+                and not (report.status is OrderStatus.CANCELED and report.reject_code is None
+                         and self._transition(report.client_order_id, report.status,
+                                              report.broker_order_id)):
+            self.settle(report.client_order_id, report.status,
                          broker_order_id=report.broker_order_id,
                          reject_code=report.reject_code)
         return report.status, applied

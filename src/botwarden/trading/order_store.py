@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from botwarden.domain.orders import OPEN, can_transition
@@ -168,20 +169,31 @@ def fenced_gate(conn: Connection, bot_id: str, job_id: str | None) -> Any:
     return row
 
 
-_ACK = (orders.update()
-        .where(orders.c.client_order_id == sa.bindparam("cid"),
-               orders.c.status.in_([OrderStatus.PENDING.value, OrderStatus.SENT.value]))
-        .values(status=sa.bindparam("new_status"), broker_order_id=sa.bindparam("boid"),
-                updated_at=sa.bindparam("at")))
+_TRANSITION = (orders.update()
+               .where(orders.c.client_order_id == sa.bindparam("cid"),
+                      orders.c.status.in_(sa.bindparam("from_statuses", expanding=True)))
+               .values(status=sa.bindparam("new_status"),
+                       broker_order_id=sa.func.coalesce(sa.bindparam("boid"),
+                                                        orders.c.broker_order_id),
+                       updated_at=sa.bindparam("at")))
+# What each quick transition may start from (PENDING -> SENT -> WORKING in one step).
+QUICK_TRANSITIONS = {OrderStatus.WORKING: (OrderStatus.PENDING, OrderStatus.SENT),
+           OrderStatus.CANCELED: (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED)}
+
+
+def record_transition(conn: Connection, client_order_id: str, status: OrderStatus,
+                      broker_order_id: str | None, now: datetime) -> bool:
+    """An acknowledgement (-> WORKING) or a cancel of a working order (-> CANCELED) in one
+    statement, the path of nearly every order; False when the row was not in a state that
+    leads there (then settle it the long way, `set_status`)."""
+    return bool(conn.execute(_TRANSITION, {
+        "cid": client_order_id, "boid": broker_order_id, "new_status": status.value,
+        "from_statuses": [s.value for s in QUICK_TRANSITIONS[status]], "at": now}).rowcount == 1)
 
 
 def record_ack(conn: Connection, client_order_id: str, broker_order_id: str | None,
                now: datetime) -> bool:
-    """PENDING or SENT -> WORKING in one statement, for an acknowledged order (the path of
-    nearly every order); False when the row had moved on (then settle it the long way)."""
-    return bool(conn.execute(_ACK, {"cid": client_order_id, "boid": broker_order_id,
-                                    "new_status": OrderStatus.WORKING.value, "at": now}
-                             ).rowcount == 1)
+    return record_transition(conn, client_order_id, OrderStatus.WORKING, broker_order_id, now)
 
 
 def account_open_contracts(conn: Connection, account_id: str) -> int:
@@ -203,19 +215,47 @@ def account_open_contracts(conn: Connection, account_id: str) -> int:
     return int(held) + int(working)
 
 
-def insert_order(conn: Connection, bot_id: str, job_id: str | None, order: NewOrder, *,
-                 broker: str, mode: str, now: datetime,
-                 status: OrderStatus = OrderStatus.PENDING, reject_code: str | None = None,
-                 ) -> str:
-    order_id = new_id()
-    conn.execute(orders.insert(), dict(
-        id=order_id, bot_id=bot_id, job_id=job_id, client_order_id=order.client_order_id,
+_INSERT_IF_ABSENT = {
+    name: dialect.insert(orders).on_conflict_do_nothing(
+        index_elements=[orders.c.client_order_id]).returning(orders.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
+
+
+def _order_row(bot_id: str, job_id: str | None, order: NewOrder, *, broker: str, mode: str,
+               now: datetime, status: OrderStatus, reject_code: str | None) -> dict[str, Any]:
+    return dict(
+        id=new_id(), bot_id=bot_id, job_id=job_id, client_order_id=order.client_order_id,
         broker=broker, mode=mode, symbol=order.symbol, side=order.side.value, qty=order.qty,
         order_type=order.order_type.value, limit_price=order.limit_price,
         stop_price=order.stop_price, status=status.value, filled_qty=0,
         reduce_only=order.reduce_only, reason=order.reason, reject_code=reject_code,
-        parent_client_order_id=order.parent_client_order_id, created_at=now, updated_at=now))
-    return order_id
+        parent_client_order_id=order.parent_client_order_id, created_at=now, updated_at=now)
+
+
+def insert_order(conn: Connection, bot_id: str, job_id: str | None, order: NewOrder, *,
+                 broker: str, mode: str, now: datetime,
+                 status: OrderStatus = OrderStatus.PENDING, reject_code: str | None = None,
+                 ) -> str:
+    row = _order_row(bot_id, job_id, order, broker=broker, mode=mode, now=now, status=status,
+                     reject_code=reject_code)
+    conn.execute(orders.insert(), row)
+    return str(row["id"])
+
+
+_INSERT_IF_ABSENT = {
+    name: dialect.insert(orders).on_conflict_do_nothing(
+        index_elements=[orders.c.client_order_id]).returning(orders.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
+
+
+def insert_order_if_absent(conn: Connection, bot_id: str, job_id: str | None, order: NewOrder,
+                           *, broker: str, mode: str, now: datetime,
+                           status: OrderStatus) -> str | None:
+    """The new row's id; None, writing nothing, when the client order id is stored already."""
+    row = _order_row(bot_id, job_id, order, broker=broker, mode=mode, now=now, status=status,
+                     reject_code=None)
+    found = conn.execute(_INSERT_IF_ABSENT[conn.dialect.name], row).scalar_one_or_none()
+    return None if found is None else str(found)
 
 
 def insert_trace(conn: Connection, bot_id: str, job_id: str | None, *, kind: str,

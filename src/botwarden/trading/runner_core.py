@@ -148,7 +148,7 @@ class RunnerCore:
             return placed  # replayed after a restart: already processed
         if self.deferred_target is not None:
             target, self.deferred_target = self.deferred_target, None
-            with self.manager.acks_deferred():
+            with self.manager.transitions_deferred():
                 placed += self._decide(target, bar.at, bar, now=bar.at)
         reports = fills_for_bar(bar)
         crashpoints.reached(crashpoints.BAR_MATCHED)
@@ -161,7 +161,7 @@ class RunnerCore:
         self.bars_seen += 1
         close_time = bar.at + timedelta(seconds=self.bar_seconds)
         if self.calendar.is_open(close_time):
-            with self.manager.acks_deferred():
+            with self.manager.transitions_deferred():
                 placed += self._decide(target, close_time, bar, now=close_time)
         else:
             self.deferred_target = target  # the market is closed: decide at its next open
