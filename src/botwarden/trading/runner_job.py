@@ -4,10 +4,12 @@ process, not a process of its own).
 Start: read the bot, its limits (fail closed), claim the bot's runner state (a fence: a
 replaced runner can write nothing more), reconcile with the broker, restore the strategy
 state or warm it up on the history before the start, then consume the live bar stream
-(Replay by default, through the failover feed). Every bar goes through `RunnerCore`; the
-state is saved with it. A watchdog beats the heart, follows the feed's health (RUNNING or
-DEGRADED), and watches the kill state: on a HARD kill the runner cancels, flattens, waits
-until the broker shows it flat, and ends.
+(Replay by default, through the failover feed). Every bar goes through `RunnerCore`; its
+state goes to the process's state writer (trading/state_writer.py: one transaction for all
+the process's runners every 0.25 s, the previous bar's state durable before the next bar is
+decided), which also reads the kill states the runner acts on. A watchdog beats the heart,
+follows the feed's health (RUNNING or DEGRADED), and watches the kill state: on a HARD kill
+the runner cancels, flattens, waits until the broker shows it flat, and ends.
 
 Payload (services.runners): bot_id, mode, broker, provider, dataset, symbol, timeframe,
 speed, start; optional `end` (fast-forward on history), `faults` (the autonomy demo's
