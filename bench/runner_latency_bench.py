@@ -51,6 +51,7 @@ from botwarden.config import Settings
 from botwarden.data.bar_store import SYNTHETIC_DATASET, BarStore
 from botwarden.data.synth import SYNTHETIC_PROVIDER, synthesize
 from botwarden.domain.instruments import get_instrument
+from botwarden.runtime import freeze_startup_heap
 from botwarden.store.db import normalise_url
 from botwarden.store.migrate import upgrade
 from botwarden.trading import fill_intake, order_store, quick_transitions, runner_job
@@ -259,6 +260,7 @@ def run(label: str, url: str, data_dir: Path, recorder: Recorder, bracket: bool,
         account_id, bot_id = make_bot(engine, params=PARAMS, risk=risk)
         payload = runner_payload(bot_id, start=first_bar_iso(settings))
         ctx = runner_context(engine, settings, account_id, bot_id, payload)
+        freeze_startup_heap()  # as the worker processes do once started
         load_before = os.getloadavg()
         started = time.perf_counter()
         result = runner_job.Runner(ctx).run()

@@ -97,10 +97,12 @@ def serve(
 
         ensure_demo_data(settings)
     from botwarden.demo import start_demo
+    from botwarden.runtime import freeze_startup_heap
 
     bind_host, bind_port = host or settings.host, port or settings.port
     demo = start_demo(settings, host=bind_host, port=bind_port)  # None unless allowed
     application = create_app(settings)
+    freeze_startup_heap()
     try:
         uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning",
                     access_log=False)

@@ -10,6 +10,7 @@ import typer
 from botwarden.config import get_settings
 from botwarden.domain.jobs import JobType
 from botwarden.logging import configure_logging, get_logger
+from botwarden.runtime import freeze_startup_heap
 from botwarden.workers.background import start_background
 from botwarden.workers.registry import HANDLER_MODULES
 
@@ -44,6 +45,7 @@ def worker_command(
     handle = start_background(settings, types=_parse_types(types), concurrency=concurrency,
                               with_scheduler=scheduler,
                               handler_modules=HANDLER_MODULES if handlers is None else handlers)
+    freeze_startup_heap()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
