@@ -153,7 +153,10 @@ _GATE_FENCED = (
     .select_from(bots.join(accounts, accounts.c.id == bots.c.account_id)
                  .join(runner_states, runner_states.c.bot_id == bots.c.id))
     .where(bots.c.id == sa.bindparam("bot_id")))
-_GATE_FENCED_LOCKED = _GATE_FENCED.with_for_update(of=runner_states)
+# On PostgreSQL the bot's row is locked too: a kill (an UPDATE of that row) waits for an
+# intent being judged to commit, and an intent judged after the kill's UPDATE waits for it
+# and sees the bot killed; otherwise an intent read just before a kill could commit after it.
+_GATE_FENCED_LOCKED = _GATE_FENCED.with_for_update(of=[runner_states, bots])
 
 
 def fenced_gate(conn: Connection, bot_id: str, job_id: str | None) -> Any:
