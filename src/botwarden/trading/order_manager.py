@@ -360,14 +360,30 @@ class OrderManager:
 
     def cancel(self, client_order_id: str) -> OrderStatus | None:
         """Cancel a working order at the broker and mirror the outcome."""
-        try:
-            report = self.broker.cancel(client_order_id)
-        except (BrokerTimeout, BrokerDisconnected):
-            return None
-        if report is None:
-            return None
-        self.adopt_report(report)
-        return report.status
+        return self.cancel_many([client_order_id])[0]
+
+    def cancel_many(self, client_order_ids: list[str]) -> list[OrderStatus | None]:
+        """Cancel working orders, in one call where the broker takes several (the simulated
+        brokers: one save for a bracket's two exits); None where the outcome is unknown."""
+        if not client_order_ids:
+            return []
+        many = getattr(self.broker, "cancel_many", None)
+        reports: list[OrderReport | None] = []
+        if many is None:
+            for client_order_id in client_order_ids:
+                try:
+                    reports.append(self.broker.cancel(client_order_id))
+                except (BrokerTimeout, BrokerDisconnected):
+                    reports.append(None)
+        else:
+            try:
+                reports = list(many(client_order_ids))
+            except (BrokerTimeout, BrokerDisconnected):
+                reports = [None] * len(client_order_ids)
+        for report in reports:
+            if report is not None:
+                self.adopt_report(report)
+        return [None if r is None else r.status for r in reports]
 
 
 def _entry_time(conn: Connection, bot_id: str, symbol: str, qty: int) -> datetime | None:

@@ -192,8 +192,8 @@ class RunnerCore:
             or (position == 0 and wanted != 0)
         ctx = self._risk_context(now, bar, wanted_side, flatten) if needs_order else None
         if position != 0 and (wanted == 0 or (wanted > 0) != (position > 0)):
-            for leg in self.manager.working_children(symbol):
-                self.manager.cancel(leg.client_order_id)
+            self.manager.cancel_many([leg.client_order_id
+                                      for leg in self.manager.working_children(symbol)])
             reason = "SESSION_FLATTEN" if flatten and wanted_side * position > 0 else "SIGNAL"
             exit_order = NewOrder(f"{stamp}-x", symbol, Side.SELL if position > 0 else Side.BUY,
                                   abs(position), OrderType.MARKET, reason=reason)

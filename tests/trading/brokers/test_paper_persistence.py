@@ -196,3 +196,18 @@ def test_any_history_reloads_to_the_same_book(ops: list[tuple[str, int, int]], e
                 index += 1
         reloaded = PaperBroker("h", store, history_limit=keep)
         assert _book(reloaded) == _book(broker)
+
+
+def test_cancelling_several_orders_saves_the_book_once() -> None:
+    store = MemoryStateStore()
+    broker = PaperBroker("c", store)
+    broker.submit(limit("l1", Side.BUY, 90))
+    broker.submit(stop("s1", Side.SELL, 80))
+    saves = store.saves
+    reports = broker.cancel_many(["l1", "nobody", "s1"])
+    assert [r.status if r else None for r in reports] == [
+        OrderStatus.CANCELED, None, OrderStatus.CANCELED]
+    assert store.saves == saves + 1
+    broker.cancel_many(["l1", "s1"])  # nothing left to cancel: nothing saved
+    assert store.saves == saves + 1
+    assert PaperBroker("c", store).open_orders() == []

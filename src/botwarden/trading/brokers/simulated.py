@@ -103,7 +103,7 @@ class SimulatedBrokerCore(ABC):
         return self._call("submit", lambda reject: self._submit(request, reject))
 
     def cancel(self, client_order_id: str) -> OrderReport | None:
-        return self._call("cancel", lambda _: self._cancel(client_order_id))
+        return self._call("cancel", lambda _: self._cancel(client_order_id)[0])
 
     def query_order(self, client_order_id: str) -> OrderReport | None:
         def work(_: str | None) -> OrderReport | None:
@@ -226,15 +226,19 @@ class SimulatedBrokerCore(ABC):
                     f"{instrument.tick_size}")
         return None
 
-    def _cancel(self, client_order_id: str) -> OrderReport | None:
-        order = self._state.orders.get(client_order_id)
-        if order is None:
-            return None
-        if order.is_open:
+    def cancel_many(self, client_order_ids: list[str]) -> list[OrderReport | None]:
+        """Cancel several orders in one call: one save for all (a bracket's two exits)."""
+        return self._call("cancel", lambda _: self._cancel(*client_order_ids))
+
+    def _cancel(self, *client_order_ids: str) -> list[OrderReport | None]:
+        orders = [self._state.orders.get(c) for c in client_order_ids]
+        changed = [o for o in orders if o is not None and o.is_open]
+        for order in changed:
             order.status = OrderStatus.CANCELED
             order.message = "canceled on request"
+        if changed:
             self._save()
-        return self._state.report(order)
+        return [None if o is None else self._state.report(o) for o in orders]
 
     def _position(self, symbol: str) -> PositionReport:
         book = self._state.book(symbol)
