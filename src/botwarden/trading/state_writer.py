@@ -106,7 +106,7 @@ def _write_one(conn: Connection, saved: SavedState) -> str:
 
 
 class StateWriter:
-    """The runner states of one engine in this process (see `writer_for`)."""
+    """The runner states of one engine in this process (see `seat_for`)."""
 
     def __init__(self, engine: Engine, interval: float = FLUSH_SECONDS, *,
                  background: bool = True) -> None:
