@@ -15,12 +15,14 @@ from botwarden.config import Settings
 from botwarden.data.bar_store import SYNTHETIC_DATASET, BarStore
 from botwarden.data.providers.base import Bar
 from botwarden.domain.jobs import JobType
+from botwarden.domain.kill import KillMode, TriggerCode
 from botwarden.domain.risk import MarketFacts
 from botwarden.domain.risk_limits import parse_risk_limits
 from botwarden.research.engine import BacktestResult, Trade, run_backtest
 from botwarden.research.market import label
 from botwarden.research.spec import build_spec
 from botwarden.research.strategies import build_strategy
+from botwarden.services.kill import kill_bot
 from botwarden.store import jobs as job_store
 from botwarden.store.db import write_transaction
 from botwarden.store.models import Account, Bot, RiskConfig
@@ -131,3 +133,13 @@ def risk_context() -> RiskContext:
 def flat_bar(at: datetime, price: float) -> Bar:
     """A MES bar opening and closing at `price`, one point either side."""
     return Bar("MES", "1m", int(at.timestamp() * 1e9), price, price + 1, price - 1, price, 10)
+
+
+def hard_kill(engine: Engine, bot_id: str) -> None:
+    """A manual HARD kill of the bot, committed (the halt hooks are not run)."""
+    with Session(engine) as session:
+        bot = session.get(Bot, bot_id)
+        assert bot is not None
+        kill_bot(session, bot, mode=KillMode.HARD, trigger=TriggerCode.MANUAL_KILL,
+                 reason="test", actor="test")
+        session.commit()

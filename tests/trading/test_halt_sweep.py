@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from botwarden.clock import utcnow
 from botwarden.config import Settings
 from botwarden.domain.jobs import JobType
-from botwarden.domain.kill import KillMode, TriggerCode
 from botwarden.domain.trading import OrderType, Side
-from botwarden.services.kill import kill_bot
 from botwarden.store import jobs as job_store
 from botwarden.store.db import write_transaction
-from botwarden.store.models import Bot
 from botwarden.trading.broker_factory import make_broker
 from botwarden.trading.halt_sweep import halt_sweep
 from botwarden.trading.order_store import NewOrder
 from botwarden.workers.tasks import LoopContext
-from tests.trading.runner_support import NOW, flat_bar, make_bot, paper_manager, risk_context
+from tests.trading.runner_support import (
+    NOW,
+    flat_bar,
+    hard_kill,
+    make_bot,
+    paper_manager,
+    risk_context,
+)
 
 
 def test_a_killed_bot_without_runner_is_flattened_by_the_sweep(engine: Engine,
@@ -33,12 +36,7 @@ def test_a_killed_bot_without_runner_is_flattened_by_the_sweep(engine: Engine,
     manager.place(NewOrder("sweep-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
     manager.on_fills(manager.broker.on_bar("MES", flat_bar(NOW, 5000.0)))
     assert manager.position("MES") == 1
-    with Session(engine) as session:
-        bot = session.get(Bot, bot_id)
-        assert bot is not None
-        kill_bot(session, bot, mode=KillMode.HARD, trigger=TriggerCode.MANUAL_KILL,
-                 reason="test", actor="test")
-        session.commit()
+    hard_kill(engine, bot_id)
     ctx = LoopContext(engine, settings, utcnow, "halt_sweep", None)
     first = halt_sweep(ctx)
     assert first["halted"] == 1 and first["flat"] == 1

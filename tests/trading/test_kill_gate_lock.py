@@ -10,23 +10,16 @@ import time
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from botwarden.config import Settings
-from botwarden.domain.kill import KillMode, TriggerCode
-from botwarden.services.kill import kill_bot
-from botwarden.store.models import Bot
 from botwarden.trading import order_store as store
-from tests.trading.runner_support import NOW, make_bot, runner_context, runner_payload
-
-
-def _kill(engine: Engine, bot_id: str) -> None:
-    with Session(engine) as session:
-        bot = session.get(Bot, bot_id)
-        assert bot is not None
-        kill_bot(session, bot, mode=KillMode.HARD, trigger=TriggerCode.MANUAL_KILL,
-                 reason="test", actor="test")
-        session.commit()
+from tests.trading.runner_support import (
+    NOW,
+    hard_kill,
+    make_bot,
+    runner_context,
+    runner_payload,
+)
 
 
 def _a_backend_waits_on_a_lock(engine: Engine, seconds: float = 20.0) -> bool:
@@ -52,7 +45,7 @@ def test_a_kill_waits_for_the_intent_being_judged(engine: Engine, settings: Sett
         with conn.begin():
             gate = store.fenced_gate(conn, bot_id, ctx.job_id)  # the intent being judged
             assert gate.kill_state == "NONE"
-            killer = threading.Thread(target=_kill, args=(engine, bot_id))
+            killer = threading.Thread(target=hard_kill, args=(engine, bot_id))
             killer.start()
             assert _a_backend_waits_on_a_lock(engine), "the kill did not wait for the intent"
             assert killer.is_alive()
