@@ -224,10 +224,11 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     patch(fill_intake, "write_transaction", labelled_transaction)
     patch(quick_transitions, "write_transaction", labelled_transaction)
 
-    # Runner.process = on_bar, then the limit check, the runner state's save and the
-    # heartbeat; then the runner reads the kill state. Per bar, outside the samples.
+    # Runner.process = on_bar, then the limit check, the runner state's save (at once: this
+    # runner is unpaced) and the heartbeat; then the kill state (the state writer's copy,
+    # read from the database only when that is stale). Per bar, outside the samples.
     wrap(runner_job.Runner, "process", "runner state save (after on_bar)")
-    wrap(runner_job.Runner, "kill_state", "kill state read (after the save)")
+    wrap(runner_job.Runner, "kill_state", "kill state (writer's copy, else read)")
 
     def restore() -> None:
         for step in reversed(undo):
