@@ -194,11 +194,6 @@ def record_transition(conn: Connection, client_order_id: str, status: OrderStatu
         "from_statuses": [s.value for s in QUICK_TRANSITIONS[status]], "at": now}).rowcount == 1)
 
 
-def record_ack(conn: Connection, client_order_id: str, broker_order_id: str | None,
-               now: datetime) -> bool:
-    return record_transition(conn, client_order_id, OrderStatus.WORKING, broker_order_id, now)
-
-
 def account_open_contracts(conn: Connection, account_id: str) -> int:
     """Contracts held plus entries working, over every bot of the account. On PostgreSQL the
     account row is locked first, so concurrent intents of its bots queue here."""
