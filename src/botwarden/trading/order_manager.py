@@ -244,7 +244,7 @@ class OrderManager:
                 ack = self.broker.submit(request)
             except BrokerRejected as exc:
                 self.settle(order.client_order_id, OrderStatus.REJECTED, reject_code=exc.code,
-                             reason=exc.message)
+                            reason=exc.message)
                 return OrderStatus.REJECTED, []
             except BrokerTimeout as exc:
                 self.settle(order.client_order_id, OrderStatus.UNRESOLVED, reason=str(exc))
@@ -257,7 +257,7 @@ class OrderManager:
             crashpoints.reached(crashpoints.ORDER_SUBMITTED)
             if not self._acked(order.client_order_id, ack.status, ack.broker_order_id):
                 self.settle(order.client_order_id, ack.status,
-                             broker_order_id=ack.broker_order_id)
+                            broker_order_id=ack.broker_order_id)
             if ack.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
                 report = self.broker.query_order(order.client_order_id)
                 applied = self.on_fills(list(report.fills) if report else [])
@@ -335,7 +335,7 @@ class OrderManager:
                 # Killed since the intent was judged: what never reached the broker stays
                 # unsent (fail closed); only risk-reducing orders still go.
                 self.settle(order.client_order_id, OrderStatus.CANCELED,
-                             reason="the bot was killed before the order reached the broker")
+                            reason="the bot was killed before the order reached the broker")
                 return OrderStatus.CANCELED, []
             return self._send(order, with_bracket=not order.reduce_only)
         return self.adopt_report(report)
@@ -354,8 +354,8 @@ class OrderManager:
                          and self._transition(report.client_order_id, report.status,
                                               report.broker_order_id)):
             self.settle(report.client_order_id, report.status,
-                         broker_order_id=report.broker_order_id,
-                         reject_code=report.reject_code)
+                        broker_order_id=report.broker_order_id,
+                        reject_code=report.reject_code)
         return report.status, applied
 
     def cancel(self, client_order_id: str) -> OrderStatus | None:
