@@ -7,26 +7,14 @@ from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy.engine import Engine
 
 from botwarden.clock import utcnow
-from botwarden.config import Settings
 from botwarden.data.bar_store import SYNTHETIC_DATASET
 from botwarden.data.synth import synthesize
 from botwarden.domain.errors import DomainError
 from botwarden.domain.stages import Stage
 from botwarden.store.models import IntegrationStatus, SchedulerTask
-from tests.services.runner_fleet import TRADOVATE_KEYS, Fleet, make_fleet, make_ready
-
-
-@pytest.fixture
-def fleet(engine: Engine, settings: Settings) -> Fleet:
-    return make_fleet(engine, settings)
-
-
-@pytest.fixture
-def ready(fleet: Fleet) -> Fleet:
-    return make_ready(fleet)
+from tests.services.runner_fleet import TRADOVATE_KEYS, Fleet
 
 
 def test_data_checks(ready: Fleet) -> None:

@@ -11,11 +11,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from botwarden.clock import utcnow
-from botwarden.config import Settings
 from botwarden.data.bar_store import SYNTHETIC_DATASET
 from botwarden.domain.errors import DomainError
 from botwarden.domain.jobs import JobType
@@ -37,20 +35,8 @@ from tests.services.runner_fleet import (
     ACTOR,
     TRADOVATE_KEYS,
     Fleet,
-    make_fleet,
-    make_ready,
     open_breaker,
 )
-
-
-@pytest.fixture
-def fleet(engine: Engine, settings: Settings) -> Fleet:
-    return make_fleet(engine, settings)
-
-
-@pytest.fixture
-def ready(fleet: Fleet) -> Fleet:
-    return make_ready(fleet)
 
 
 def test_refusals_come_in_order_each_with_its_code(fleet: Fleet) -> None:
