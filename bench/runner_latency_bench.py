@@ -54,7 +54,7 @@ from botwarden.domain.instruments import get_instrument
 from botwarden.runtime import freeze_startup_heap
 from botwarden.store.db import normalise_url
 from botwarden.store.migrate import upgrade
-from botwarden.trading import fill_intake, order_store, quick_transitions, runner_job
+from botwarden.trading import fill_intake, order_store, runner_job
 from botwarden.trading import order_manager as om
 from botwarden.trading.brokers import PaperBroker, SqlStateStore
 from botwarden.trading.order_manager import OrderManager
@@ -201,7 +201,7 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     wrap(PaperBroker, "on_bar", "broker on_bar (matching)")
     wrap(SqlStateStore, "save", "paper book save")
     wrap(SqlStateStore, "append", "paper book change saved")
-    wrap(OrderManager, "place", "place")
+    wrap(OrderManager, "place_chain|place", "place")
     wrap(OrderManager, "on_fills", "fills applied")
     wrap(OrderManager, "settle|_settle", "order status after ack")
     wrap(OrderManager, "_acked", "order status after ack")
@@ -219,10 +219,9 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
                 transaction(engine) as conn:
             yield conn
 
+    # Every order manager transaction (fills, intents, deferred statuses) is opened by
+    # OrderManager.write, through this module's name.
     patch(om, "write_transaction", labelled_transaction)
-    # The order manager's helpers open their own: fills (fill_intake), deferred statuses.
-    patch(fill_intake, "write_transaction", labelled_transaction)
-    patch(quick_transitions, "write_transaction", labelled_transaction)
 
     # Runner.process = on_bar, then the limit check, the runner state's save (at once: this
     # runner is unpaced) and the heartbeat; then the kill state (the state writer's copy,

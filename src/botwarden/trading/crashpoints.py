@@ -18,7 +18,8 @@ ENV = "BOTWARDEN_CRASH_AT"
 
 # Where the points are, in the order one bar meets them:
 BAR_MATCHED = "bar.matched"  # the simulated broker matched the bar; its fills not applied
-FILLS_APPLIED = "fills.applied"  # fills committed; brackets not adopted, runner state unsaved
+# fills written (a runner's bar commits them with its intents); brackets not adopted
+FILLS_APPLIED = "fills.applied"
 ORDER_PERSISTED = "order.persisted"  # the intent committed (PENDING), not sent
 ORDER_SUBMITTED = "order.submitted"  # the broker acknowledged; our status not saved
 BAR_PROCESSED = "bar.processed"  # the bar's decisions made; the runner state not saved

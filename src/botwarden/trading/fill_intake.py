@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 
 from botwarden.domain.trading import OrderStatus
-from botwarden.store.db import write_transaction
 from botwarden.trading import crashpoints, managed_exits
 from botwarden.trading import fill_ledger as ledger
 from botwarden.trading import order_store as store
@@ -44,7 +43,7 @@ def take_fills(manager: OrderManager, reports: Sequence[FillReport]) -> list[led
     asked = exit_reports(manager, sorted(exits))  # before the transaction opens
     now = manager.clock()
     symbol = reports[0].symbol
-    with write_transaction(manager.engine) as conn:
+    with manager.write() as conn:
         # The fence and the stored position in one read: what the fills start from.
         book = ledger.fence_and_book(conn, manager.bot_id, manager.job_id, symbol)
         record_exits(manager, conn, asked, now)
@@ -69,7 +68,7 @@ def adopt_exits(manager: OrderManager, client_order_ids: Sequence[str]) -> None:
     one transaction; the broker is asked about them before it opens."""
     exits = exit_reports(manager, client_order_ids)
     if exits:
-        with write_transaction(manager.engine) as conn:
+        with manager.write() as conn:
             record_exits(manager, conn, exits, manager.clock())
 
 

@@ -20,8 +20,8 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -84,6 +84,32 @@ class RiskContext:
     detail: dict[str, Any] = field(default_factory=dict)  # the strategy's why, for the trace
 
 
+class OneTransaction:
+    """A write transaction opened at its first use and ended on demand."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.joined = False  # the broker's held changes went into it
+        self._scope: AbstractContextManager[Connection] | None = None
+        self._conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._scope = write_transaction(self.engine)
+            self._conn = self._scope.__enter__()
+        return self._conn
+
+    def end(self, error: BaseException | None) -> None:
+        """Commit (no `error`) or roll back."""
+        scope, self._scope, self._conn = self._scope, None, None
+        if scope is None:
+            return
+        if error is None:
+            scope.__exit__(None, None, None)
+        else:
+            scope.__exit__(type(error), error, error.__traceback__)
+
+
 @dataclass(frozen=True, slots=True)
 class Placed:
     client_order_id: str
@@ -128,6 +154,7 @@ class OrderManager:
         self.native_brackets = bool(getattr(broker, "supports_brackets", True))
         self.last_ctx: RiskContext | None = None
         self.deferred: list[quick_transitions.Deferred] | None = None  # inside transitions_deferred
+        self.batch: OneTransaction | None = None  # inside one_transaction
 
     # ---- state ----
 
@@ -161,58 +188,95 @@ class OrderManager:
 
     def place(self, order: NewOrder, ctx: RiskContext, *, system_flatten: bool = False,
               ) -> Placed:
+        return self.place_chain([order], ctx, system_flatten=system_flatten)[0]
+
+    def place_chain(self, chain: Sequence[NewOrder], ctx: RiskContext, *,
+                    system_flatten: bool = False) -> list[Placed]:
+        """Orders meant to go one after another (a reversal: the exit, then the entry), all
+        judged and persisted in one transaction before the first is sent. An order refused
+        ends the chain there (those after it are not judged); one the broker rejects
+        cancels the intents after it, unsent."""
         now = self.clock()
         self.last_ctx = ctx
-        intent = OrderIntent(order.client_order_id, order.side, order.qty, order.order_type,
-                             order.limit_price, order.stop_price, system_flatten)
+        judged: list[tuple[StoredOrder, RiskVerdict]] = []
+        refused: list[Placed] = []
         late: list[quick_transitions.Deferred] = []
-        with write_transaction(self.engine) as conn:
+        with self.write() as conn:
             gate = store.fenced_gate(conn, self.bot_id, self.job_id)
-            bot = self._bot_risk(order.symbol, gate, ctx)
-            account = AccountRisk(gate.starting_capital, ctx.account_equity, ctx.account_peak)
-            if gate.max_contracts is not None:
-                account = replace(account, max_contracts=gate.max_contracts,
-                                  open_contracts=store.account_open_contracts(
-                                      conn, gate.account_id))
-            verdict = check_order(intent, bot, account, ctx.market, self.limits,
-                                  frozenset(self.seen_ids))
-            detail = {"order": _order_json(order), "verdict": verdict.code,
-                      "message": verdict.message, "position": bot.position, **ctx.detail}
-            store.insert_trace(conn, self.bot_id, self.job_id, kind="DECISION",
-                               bar_time=ctx.bar_time,
-                               decision="ORDER" if verdict.allowed else "DENIED",
-                               reason_code=verdict.code, detail=detail, now=now)
-            if not verdict.allowed:
-                store.insert_trace(conn, self.bot_id, self.job_id, kind="NO_TRADE",
-                                   bar_time=ctx.bar_time, decision="NO_TRADE",
-                                   reason_code=verdict.code,
-                                   detail={**detail, "fix": verdict.fix}, now=now)
-                return Placed(order.client_order_id, None, verdict)
-            if reduces_position(intent, bot):
-                order = replace(order, reduce_only=True)
-            if self.deferred:  # the bar's earlier acknowledgements and cancels, with this
+            if self.deferred:  # the bar's acknowledgements and cancels so far, with these
                 entries, self.deferred = self.deferred, []
                 late = quick_transitions.write_deferred(self, conn, entries)
-            order_id = store.insert_order(conn, self.bot_id, self.job_id, order,
-                                          broker=self.broker.name, mode=self.mode, now=now)
-        crashpoints.reached(crashpoints.ORDER_PERSISTED)
+            for order in chain:
+                verdict, order = self._judge(conn, gate, order, ctx, system_flatten, now)
+                if not verdict.allowed:
+                    refused.append(Placed(order.client_order_id, None, verdict))
+                    break
+                order_id = store.insert_order(conn, self.bot_id, self.job_id, order,
+                                              broker=self.broker.name, mode=self.mode, now=now)
+                judged.append((self._persisted(order_id, order, ctx, system_flatten, now),
+                               verdict))
+        if self.batch is not None:
+            self._end_batch(self.batch, None)  # persisted before sent
+        for _ in judged:
+            crashpoints.reached(crashpoints.ORDER_PERSISTED)
         quick_transitions.settle_late(self, late)
-        stored = StoredOrder(order_id, order.client_order_id, self.job_id, order.symbol, order.side,
-                             order.qty, order.order_type, OrderStatus.PENDING, 0,
+        placed: list[Placed] = []
+        for index, (stored, verdict) in enumerate(judged):
+            status, applied = self._send(stored, with_bracket=not stored.reduce_only)
+            placed.append(Placed(stored.client_order_id, status, verdict, tuple(applied)))
+            if status is OrderStatus.REJECTED:
+                for later, later_verdict in judged[index + 1:]:
+                    self.settle(later.client_order_id, OrderStatus.CANCELED,
+                                reason=f"not sent: {stored.client_order_id} before it was "
+                                       "rejected")
+                    placed.append(Placed(later.client_order_id, OrderStatus.CANCELED,
+                                         later_verdict))
+                break
+        return placed + refused
+
+    def _judge(self, conn: Connection, gate: Any, order: NewOrder, ctx: RiskContext,
+               system_flatten: bool, now: datetime) -> tuple[RiskVerdict, NewOrder]:
+        """The risk engine's verdict on `order`, traced; the order as it would be stored."""
+        intent = _intent(order, system_flatten)
+        bot = self._bot_risk(order.symbol, gate, ctx)
+        account = AccountRisk(gate.starting_capital, ctx.account_equity, ctx.account_peak)
+        if gate.max_contracts is not None:
+            account = replace(account, max_contracts=gate.max_contracts,
+                              open_contracts=store.account_open_contracts(conn, gate.account_id))
+        verdict = check_order(intent, bot, account, ctx.market, self.limits,
+                              frozenset(self.seen_ids))
+        detail = {"order": _order_json(order), "verdict": verdict.code,
+                  "message": verdict.message, "position": bot.position, **ctx.detail}
+        store.insert_trace(conn, self.bot_id, self.job_id, kind="DECISION",
+                           bar_time=ctx.bar_time,
+                           decision="ORDER" if verdict.allowed else "DENIED",
+                           reason_code=verdict.code, detail=detail, now=now)
+        if not verdict.allowed:
+            store.insert_trace(conn, self.bot_id, self.job_id, kind="NO_TRADE",
+                               bar_time=ctx.bar_time, decision="NO_TRADE",
+                               reason_code=verdict.code, detail={**detail, "fix": verdict.fix},
+                               now=now)
+        elif reduces_position(intent, bot):
+            order = replace(order, reduce_only=True)
+        return verdict, order
+
+    def _persisted(self, order_id: str, order: NewOrder, ctx: RiskContext,
+                   system_flatten: bool, now: datetime) -> StoredOrder:
+        """Hold a just-persisted intent as open, and count it for the next risk checks."""
+        stored = StoredOrder(order_id, order.client_order_id, self.job_id, order.symbol,
+                             order.side, order.qty, order.order_type, OrderStatus.PENDING, 0,
                              order.limit_price, order.stop_price, order.reduce_only,
                              order.parent_client_order_id, now)
         self.open[order.client_order_id] = stored
         self.seen_ids.add(order.client_order_id)
-        self.last_signature = order_signature(intent, order.reduce_only)
-        self.last_order_time = ctx.market.now
+        self.last_signature = order_signature(_intent(order, system_flatten), order.reduce_only)
+        self.last_order_time = at = ctx.market.now
         self.recent_signatures = [
-            (signature, at) for signature, at in self.recent_signatures
-            if (ctx.market.now - at).total_seconds() < DUPLICATE_WINDOW_SECONDS
-        ] + [(self.last_signature, ctx.market.now)]
-        self.sent_times = [t for t in self.sent_times
-                           if (ctx.market.now - t).total_seconds() < 60] + [ctx.market.now]
-        status, applied = self._send(stored, with_bracket=not order.reduce_only)
-        return Placed(order.client_order_id, status, verdict, tuple(applied))
+            (signature, when) for signature, when in self.recent_signatures
+            if (at - when).total_seconds() < DUPLICATE_WINDOW_SECONDS
+        ] + [(self.last_signature, at)]
+        self.sent_times = [t for t in self.sent_times if (at - t).total_seconds() < 60] + [at]
+        return stored
 
     def _bot_risk(self, symbol: str, gate: Any, ctx: RiskContext) -> BotRisk:
         kill_state = KillState(gate.kill_state)
@@ -275,13 +339,64 @@ class OrderManager:
                     broker_order_id: str | None) -> bool:
         return quick_transitions.transition(self, client_order_id, status, broker_order_id)
 
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction that first stores the broker's held changes (a simulated
+        broker's book on this database, `holding_changes`): what the broker did commits with
+        what we record of it, never after it. Inside `one_transaction`, that one."""
+        write_held = getattr(self.broker, "write_held", None)
+        batch = self.batch
+        if batch is not None:
+            conn = batch.connection()
+            batch.joined |= bool(write_held(conn)) if write_held is not None else False
+            yield conn
+            return
+        joined = False
+        try:
+            with write_transaction(self.engine) as conn:
+                joined = bool(write_held(conn)) if write_held is not None else False
+                yield conn
+        except BaseException:
+            if joined:
+                self.broker.held_lost()  # type: ignore[attr-defined]
+            raise
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """A runner's bar: its fills and its intents written in one transaction, committed
+        before the first order is sent (`place_chain`) or at the end. Only for an in-process
+        broker: a transaction must not stay open across a network call."""
+        if self.batch is not None or not hasattr(self.broker, "write_held"):
+            yield
+            return
+        batch = self.batch = OneTransaction(self.engine)
+        try:
+            yield
+        except BaseException as exc:
+            self._end_batch(batch, exc)
+            raise
+        self._end_batch(batch, None)
+
+    def _end_batch(self, batch: OneTransaction, error: BaseException | None) -> None:
+        if self.batch is not batch:
+            return  # committed already, before an order was sent
+        self.batch = None
+        try:
+            batch.end(error)
+        except BaseException:
+            if batch.joined:
+                self.broker.held_lost()  # type: ignore[attr-defined]
+            raise
+        if error is not None and batch.joined:
+            self.broker.held_lost()  # type: ignore[attr-defined]
+
     def transitions_deferred(self) -> AbstractContextManager[None]:
         """A bar's decisions: acknowledgements and cancels written with the next intent."""
         return quick_transitions.deferred_scope(self)
 
     def settle(self, client_order_id: str, status: OrderStatus, **values: Any) -> None:
         now = self.clock()
-        with write_transaction(self.engine) as conn:
+        with self.write() as conn:
             if status is not OrderStatus.PENDING:
                 current = self.open.get(client_order_id)
                 if current is not None and current.status is OrderStatus.PENDING \
@@ -404,6 +519,11 @@ def _entry_time(conn: Connection, bot_id: str, symbol: str, qty: int) -> datetim
             return row.filled_at  # type: ignore[no-any-return]
         after = before
     return None
+
+
+def _intent(order: NewOrder, system_flatten: bool) -> OrderIntent:
+    return OrderIntent(order.client_order_id, order.side, order.qty, order.order_type,
+                       order.limit_price, order.stop_price, system_flatten)
 
 
 def _order_json(order: NewOrder) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 
 from botwarden.domain.trading import OrderStatus
-from botwarden.store.db import write_transaction
 from botwarden.trading import order_store as store
 from botwarden.trading.order_store import StoredOrder
 
@@ -47,7 +46,7 @@ def transition(manager: OrderManager, client_order_id: str, status: OrderStatus,
     if manager.deferred is not None:
         manager.deferred.append(Deferred(client_order_id, status, broker_order_id, current))
     else:
-        with write_transaction(manager.engine) as conn:
+        with manager.write() as conn:
             if not store.record_transition(conn, client_order_id, status, broker_order_id,
                                            manager.clock()):
                 return False
@@ -69,7 +68,7 @@ def deferred_scope(manager: OrderManager) -> Iterator[None]:
         raise
     entries, manager.deferred = manager.deferred, None
     if entries:
-        with write_transaction(manager.engine) as conn:
+        with manager.write() as conn:
             late = write_deferred(manager, conn, entries)
         settle_late(manager, late)
 

@@ -152,19 +152,22 @@ class RunnerCore:
                 placed += self._decide(target, bar.at, bar, now=bar.at)
         reports = fills_for_bar(bar)
         crashpoints.reached(crashpoints.BAR_MATCHED)
-        applied = self.manager.on_fills(reports)
-        if self.manager.unsettled:
-            applied += self.manager.resolve_open()
-        self._note_fills(applied)
-        target = self.target_for(bar)
-        self.last_bar = bar
-        self.bars_seen += 1
-        close_time = bar.at + timedelta(seconds=self.bar_seconds)
-        if self.calendar.is_open(close_time):
-            with self.manager.transitions_deferred():
-                placed += self._decide(target, close_time, bar, now=close_time)
-        else:
-            self.deferred_target = target  # the market is closed: decide at its next open
+        # The fills and the bar's intents are written in one transaction (with an
+        # in-process broker's book), committed before the first order is sent.
+        with self.manager.one_transaction():
+            applied = self.manager.on_fills(reports)
+            if self.manager.unsettled:
+                applied += self.manager.resolve_open()
+            self._note_fills(applied)
+            target = self.target_for(bar)
+            self.last_bar = bar
+            self.bars_seen += 1
+            close_time = bar.at + timedelta(seconds=self.bar_seconds)
+            if self.calendar.is_open(close_time):
+                with self.manager.transitions_deferred():
+                    placed += self._decide(target, close_time, bar, now=close_time)
+            else:
+                self.deferred_target = target  # the market is closed: decide at its next open
         return placed
 
     def _note_fills(self, applied: list[Any]) -> None:
@@ -191,37 +194,44 @@ class RunnerCore:
         needs_order = (position != 0 and (wanted == 0 or (wanted > 0) != (position > 0))) \
             or (position == 0 and wanted != 0)
         ctx = self._risk_context(now, bar, wanted_side, flatten) if needs_order else None
+        chain: list[NewOrder] = []
         if position != 0 and (wanted == 0 or (wanted > 0) != (position > 0)):
             self.manager.cancel_many([leg.client_order_id
                                       for leg in self.manager.working_children(symbol)])
             reason = "SESSION_FLATTEN" if flatten and wanted_side * position > 0 else "SIGNAL"
-            exit_order = NewOrder(f"{stamp}-x", symbol, Side.SELL if position > 0 else Side.BUY,
-                                  abs(position), OrderType.MARKET, reason=reason)
-            assert ctx is not None
-            result = self._place(exit_order, ctx)
-            placed.append(result)
-            if result.status is None or result.status is OrderStatus.REJECTED:
-                return placed  # the exit did not go: no entry on top of the position
+            chain.append(NewOrder(f"{stamp}-x", symbol, Side.SELL if position > 0 else Side.BUY,
+                                  abs(position), OrderType.MARKET, reason=reason))
             position = 0
         if flatten:
             self.latched = True
         if position == 0 and wanted != 0:
-            entry = NewOrder(f"{stamp}-e", symbol, Side.BUY if wanted > 0 else Side.SELL,
-                             abs(wanted), OrderType.MARKET, reason="SIGNAL")
+            chain.append(NewOrder(f"{stamp}-e", symbol, Side.BUY if wanted > 0 else Side.SELL,
+                                  abs(wanted), OrderType.MARKET, reason="SIGNAL"))
+        if chain:
             assert ctx is not None
-            placed.append(self._place(entry, ctx))
+            placed += self._place(chain, ctx)
         return placed
 
-    def _place(self, order: NewOrder, ctx: RiskContext) -> Placed:
-        if order.client_order_id in self.manager.seen_ids:
-            # Placed before a restart: the intent exists; resolve_open settles it.
-            return Placed(order.client_order_id, OrderStatus.PENDING,
-                          _ALREADY_PLACED)
-        result = self.manager.place(order, ctx)
-        if result.status is not None:
-            self.orders_sent += 1
-        self._note_fills(list(result.fills))
-        return result
+    def _place(self, chain: list[NewOrder], ctx: RiskContext) -> list[Placed]:
+        """The exit (if any), then the entry (if any): persisted together, the entry sent
+        only if the exit went (no entry on top of the position)."""
+        placed: list[Placed] = []
+        fresh = []
+        for order in chain:
+            if order.client_order_id in self.manager.seen_ids:
+                # Placed before a restart: the intent exists; resolve_open settles it.
+                placed.append(Placed(order.client_order_id, OrderStatus.PENDING,
+                                     _ALREADY_PLACED))
+            else:
+                fresh.append(order)
+        if fresh:
+            placed += self.manager.place_chain(fresh, ctx)
+        for result in placed:
+            if result.status is not None and result.verdict is not _ALREADY_PLACED \
+                    and result.status is not OrderStatus.CANCELED:
+                self.orders_sent += 1
+            self._note_fills(list(result.fills))
+        return placed
 
     def _figures(self, now: datetime, bar: Bar) -> tuple[Decimal, Decimal]:
         """(daily PnL, equity) at `now`, marked at the bar's close; rolls the trading day."""

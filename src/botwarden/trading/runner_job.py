@@ -228,7 +228,11 @@ class Runner:
         # at most this bar (its orders are named as before and not sent twice).
         self.seat.ensure_saved()
         self.seat.check()
-        core.on_bar(bar, fills_for)
+        holding = getattr(self.broker, "holding_changes", None)
+        # A simulated broker's book changes (the match, submits, cancels) are stored in the
+        # order manager's transactions of this bar, not in one of their own each.
+        with holding() if holding is not None else contextlib.nullcontext():
+            core.on_bar(bar, fills_for)
         breached = core.breaches_limits(bar)
         crashpoints.reached(crashpoints.BAR_PROCESSED)
         self.bars += 1

@@ -10,6 +10,12 @@ store, so memory never runs ahead of what a restart would find. A bar that chang
 is not saved: matching is deterministic, so after a restart the same bar again changes
 nothing again.
 
+Inside `holding_changes` (a runner's bar) the changes are held in memory instead and stored
+once: by `write_held`, in the transaction of the caller's next write on the same database
+(so what the broker did and what the caller recorded of it commit together), or at the
+scope's end. A crash before then loses them as if those calls had never reached the broker:
+the caller's intents are still unsent in its own book, and are settled by asking again.
+
 The book remembers the last `history_limit` finished orders (default 100) and their fills,
 besides everything still working: exactly-once holds for every client id it remembers. An
 order manager resends only recent intents (PENDING or UNRESOLVED), and a paper broker fills
@@ -21,11 +27,13 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from botwarden.clock import Clock, utcnow
@@ -96,6 +104,8 @@ class SimulatedBrokerCore(ABC):
         self._lock = threading.RLock()
         self._state = self._load()
         self._stale = False
+        self._holding = 0  # nested holding_changes scopes
+        self._held = False  # changes in memory that are not stored yet
 
     # ---- the interface ----
 
@@ -306,14 +316,55 @@ class SimulatedBrokerCore(ABC):
             self._state = self._load()
             self._stale = False
 
-    def _save(self) -> None:
+    # ---- held changes ----
+
+    @contextmanager
+    def holding_changes(self) -> Iterator[None]:
+        """Hold the changes made inside for `write_held`; store what is left at the end."""
+        with self._lock:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holding -= 1
+                if not self._holding and self._held:
+                    self._save()
+
+    def write_held(self, conn: Connection) -> bool:
+        """Store the held changes in `conn`'s open transaction; True if they went there, and
+        then `held_lost()` is owed if that transaction does not commit. A store on another
+        database saves them on its own first (False)."""
+        with self._lock:
+            if not self._held:
+                return False
+            self._held = False
+            joins = getattr(self.store, "writes_in", None)
+            if joins is None or not joins(conn):
+                self._save(force=True)
+                return False
+            self._save(conn)
+            return True
+
+    def held_lost(self) -> None:
+        """The transaction that took the held changes did not commit: reload the book."""
+        with self._lock:
+            self._stale = True
+
+    def _save(self, conn: Connection | None = None, *, force: bool = False) -> None:
+        """Store the book's changes: in `conn`'s transaction if given; held inside
+        `holding_changes` unless `force`d."""
+        if self._holding and conn is None and not force:
+            self._held = True
+            return
         state = self._state
         expected = state.revision
         state.revision = expected + 1
+        joined = {} if conn is None else {"conn": conn}
         try:
             if expected == 0 or self._changes_since_snapshot >= self.snapshot_every:
                 state.compact(self.history_limit)
-                self.store.save(self.account_key, state.to_json(), expected)
+                self.store.save(self.account_key, state.to_json(), expected, **joined)
                 state.mark_saved()
                 self._changes_since_snapshot = 0
             else:
@@ -321,7 +372,7 @@ class SimulatedBrokerCore(ABC):
                 # how they finished must be stored, or a reload would find them working.
                 change = state.change_json()
                 state.compact(self.history_limit)
-                self.store.append(self.account_key, change, expected)
+                self.store.append(self.account_key, change, expected, **joined)
                 state.mark_saved(change)
                 self._changes_since_snapshot += 1
         except BrokerStateConflict:
@@ -329,6 +380,8 @@ class SimulatedBrokerCore(ABC):
             raise
         except SQLAlchemyError as exc:
             self._stale = True
+            if conn is not None:
+                raise  # the caller's transaction failed: it reports that itself
             raise BrokerTimeout(f"the broker's book could not be saved ({type(exc).__name__}): "
                                 "the outcome is unknown, query it") from exc
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,37 +94,49 @@ class SqlStateStore:
         with self.engine.connect() as conn:
             return load_stored(conn, account_key)
 
-    def save(self, account_key: str, state: State, expected_revision: int) -> None:
-        head = int(state["revision"])
-        try:
-            with write_transaction(self.engine) as conn:
-                if expected_revision == 0:
-                    conn.execute(sa.insert(Row), {"account_key": account_key, "state": state,
-                                                  "revision": head, "updated_at": self.clock()})
-                    return
-                moved = conn.execute(_SNAPSHOT, {"key": account_key,
-                                                 "expected": expected_revision, "head": head,
-                                                 "snapshot": state, "at": self.clock()})
-                if moved.rowcount != 1:
-                    raise _conflict(account_key, expected_revision)
-                conn.execute(_DROP_CHANGES, {"key": account_key, "upto": head})
-        except IntegrityError as exc:  # a first save raced another one
-            raise _conflict(account_key, expected_revision) from exc
+    def save(self, account_key: str, state: State, expected_revision: int, *,
+             conn: Connection | None = None) -> None:
+        """As the protocol says; `conn`: in that open transaction instead of one of its own
+        (the caller commits both, or neither)."""
+        with self._transaction(account_key, expected_revision, conn) as tx:
+            head = int(state["revision"])
+            if expected_revision == 0:
+                tx.execute(sa.insert(Row), {"account_key": account_key, "state": state,
+                                            "revision": head, "updated_at": self.clock()})
+                return
+            moved = tx.execute(_SNAPSHOT, {"key": account_key, "expected": expected_revision,
+                                           "head": head, "snapshot": state, "at": self.clock()})
+            if moved.rowcount != 1:
+                raise _conflict(account_key, expected_revision)
+            tx.execute(_DROP_CHANGES, {"key": account_key, "upto": head})
 
-    def append(self, account_key: str, change: State, expected_revision: int) -> None:
-        head = int(change["revision"])
-        now = self.clock()
+    def append(self, account_key: str, change: State, expected_revision: int, *,
+               conn: Connection | None = None) -> None:
+        with self._transaction(account_key, expected_revision, conn) as tx:
+            head = int(change["revision"])
+            now = self.clock()
+            moved = tx.execute(_MOVE_HEAD, {"key": account_key, "expected": expected_revision,
+                                            "head": head, "at": now})
+            if moved.rowcount != 1:
+                raise _conflict(account_key, expected_revision)
+            tx.execute(_ADD_CHANGE, {"account_key": account_key, "revision": head,
+                                     "delta": change, "created_at": now})
+
+    def writes_in(self, conn: Connection) -> bool:
+        """Whether a save can join `conn`'s transaction: the book is on that database."""
+        return conn.engine is self.engine
+
+    @contextmanager
+    def _transaction(self, account_key: str, expected: int,
+                     conn: Connection | None) -> Iterator[Connection]:
         try:
-            with write_transaction(self.engine) as conn:
-                moved = conn.execute(_MOVE_HEAD, {"key": account_key,
-                                                  "expected": expected_revision, "head": head,
-                                                  "at": now})
-                if moved.rowcount != 1:
-                    raise _conflict(account_key, expected_revision)
-                conn.execute(_ADD_CHANGE, {"account_key": account_key, "revision": head,
-                                           "delta": change, "created_at": now})
-        except IntegrityError as exc:
-            raise _conflict(account_key, expected_revision) from exc
+            if conn is not None:
+                yield conn
+                return
+            with write_transaction(self.engine) as own:
+                yield own
+        except IntegrityError as exc:  # a first save raced another one
+            raise _conflict(account_key, expected) from exc
 
 
 class MemoryStateStore:

@@ -1,0 +1,163 @@
+"""A runner's bar in one transaction (OrderManager.one_transaction, place_chain): the fills,
+the paper broker's book and the bar's intents commit together, before the first order is
+sent; an exit the broker rejects cancels the entry after it, unsent; a bar that fails leaves
+neither our rows nor the broker's match behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from botwarden.config import Settings
+from botwarden.domain.trading import OrderStatus, OrderType, Side
+from botwarden.store.models import Fill, Order, Trace
+from botwarden.trading.brokers import PaperBroker
+from botwarden.trading.order_manager import OrderManager
+from botwarden.trading.order_store import NewOrder
+from tests.trading.runner_support import NOW, flat_bar, make_bot, paper_manager, risk_context
+
+
+def _rows(engine: Engine, bot_id: str) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(Order.client_order_id, Order.status).where(
+            Order.bot_id == bot_id)).tuples().all())
+
+
+def _count(engine: Engine, model: Any, bot_id: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(model)
+                                .where(model.bot_id == bot_id)).scalar_one())
+
+
+@contextmanager
+def _commits(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(_conn: Any) -> None:
+        seen.append("commit")
+
+    event.listen(engine, "commit", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "commit", note)
+
+
+def _long(manager: OrderManager, broker: PaperBroker) -> None:
+    """Hold one contract: bought and filled on a bar."""
+    manager.place(NewOrder("entry-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+    manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)))
+    assert manager.position("MES") == 1
+
+
+def _reversal() -> list[NewOrder]:
+    return [NewOrder("exit-2", "MES", Side.SELL, 1, OrderType.MARKET),
+            NewOrder("entry-2", "MES", Side.SELL, 1, OrderType.MARKET)]
+
+
+@pytest.fixture
+def bot(engine: Engine, settings: Settings) -> tuple[OrderManager, PaperBroker, str]:
+    _, bot_id = make_bot(engine)
+    manager = paper_manager(engine, settings, bot_id)
+    manager.load("MES")
+    assert isinstance(manager.broker, PaperBroker)
+    return manager, manager.broker, bot_id
+
+
+def test_a_bar_commits_its_fills_book_and_intents_once_before_sending(
+        engine: Engine, bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    manager, broker, bot_id = bot
+    manager.place(NewOrder("entry-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+    seen_at_submit: list[dict[str, str]] = []
+    submit = broker.submit
+
+    def watched(request: Any) -> Any:
+        seen_at_submit.append(_rows(engine, bot_id))  # what a crash here would leave
+        return submit(request)
+
+    broker.submit = watched  # type: ignore[method-assign]
+    add = NewOrder("add-1", "MES", Side.SELL, 1, OrderType.LIMIT, limit_price=Decimal("5020"))
+    with _commits(engine) as commits, broker.holding_changes(), manager.one_transaction():
+        applied = manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)))
+        assert [a.fill.client_order_id for a in applied] == ["entry-1"]
+        assert commits == []  # the fill waits for the bar's intents
+        with manager.transitions_deferred():  # as a runner decides: the ack waits
+            placed = manager.place_chain([add], risk_context())
+            assert len(commits) == 1
+    assert placed[0].status is OrderStatus.WORKING, placed[0].verdict
+    # The fill, the broker's match and the intent were durable before the submit.
+    assert seen_at_submit[0] == {"entry-1": "FILLED", "add-1": "PENDING"}
+    assert _rows(engine, bot_id)["add-1"] == "WORKING"  # its ack: after, at the end
+    restarted = PaperBroker(broker.account_key, broker.store)
+    assert restarted.query_order("add-1") is not None
+    assert restarted.position("MES").qty == 1
+
+
+def test_a_chain_persists_every_intent_before_the_first_is_sent(
+        engine: Engine, bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    manager, broker, bot_id = bot
+    _long(manager, broker)
+    seen: list[dict[str, str]] = []
+    submit = broker.submit
+
+    def watched(request: Any) -> Any:
+        seen.append(_rows(engine, bot_id))
+        return submit(request)
+
+    broker.submit = watched  # type: ignore[method-assign]
+    placed = manager.place_chain(_reversal(), risk_context())
+    assert [p.status for p in placed] == [OrderStatus.WORKING, OrderStatus.WORKING]
+    assert seen[0]["exit-2"] == "PENDING" and seen[0]["entry-2"] == "PENDING"
+    assert _count(engine, Trace, bot_id) == 3  # one decision per order
+
+
+def test_an_exit_the_broker_rejects_cancels_the_entry_unsent(
+        engine: Engine, bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    manager, broker, bot_id = bot
+    _long(manager, broker)
+    bad_exit = NewOrder("exit-4:SL", "MES", Side.SELL, 1, OrderType.MARKET)  # a reserved id
+    placed = manager.place_chain([bad_exit, _reversal()[1]], risk_context())
+    assert [(p.client_order_id, p.status) for p in placed] == [
+        ("exit-4:SL", OrderStatus.REJECTED), ("entry-2", OrderStatus.CANCELED)]
+    assert _rows(engine, bot_id)["entry-2"] == "CANCELED"
+    assert broker.query_order("entry-2") is None  # never sent
+    assert "entry-2" not in manager.open
+
+
+def test_a_refused_order_ends_the_chain_unjudged_after_it(
+        engine: Engine, bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    manager, broker, bot_id = bot
+    too_big = NewOrder("big-1", "MES", Side.BUY, 5, OrderType.MARKET)
+    placed = manager.place_chain(
+        [too_big, NewOrder("after-1", "MES", Side.BUY, 1, OrderType.MARKET)], risk_context())
+    assert [(p.client_order_id, p.status) for p in placed] == [("big-1", None)]
+    assert not placed[0].verdict.allowed
+    assert _rows(engine, bot_id) == {}
+    assert _count(engine, Trace, bot_id) == 2  # the denial and its NO_TRADE, nothing after
+
+
+def test_a_bar_that_fails_leaves_neither_our_fills_nor_the_brokers_match(
+        engine: Engine, settings: Settings,
+        bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    manager, broker, bot_id = bot
+    manager.place(NewOrder("entry-5", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+    fills_before = _count(engine, Fill, bot_id)
+    with pytest.raises(RuntimeError), broker.holding_changes(), manager.one_transaction():
+        assert manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)))
+        raise RuntimeError("the runner failed before its decisions")
+    assert _count(engine, Fill, bot_id) == fills_before
+    assert broker.fills() == []  # reloaded: the match went with our transaction
+    assert _rows(engine, bot_id)["entry-5"] == "WORKING"
+    # A restarted runner (a new manager) meets the same bar again: filled then, once.
+    again = paper_manager(engine, settings, bot_id)
+    again.load("MES")
+    again.on_fills(again.broker.on_bar("MES", flat_bar(NOW, 5000)))  # type: ignore[attr-defined]
+    assert again.position("MES") == 1
+    assert _count(engine, Fill, bot_id) == fills_before + 1
