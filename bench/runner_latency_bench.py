@@ -54,8 +54,7 @@ from botwarden.domain.instruments import get_instrument
 from botwarden.runtime import freeze_startup_heap
 from botwarden.store.db import normalise_url
 from botwarden.store.migrate import upgrade
-from botwarden.trading import fill_intake, order_store, runner_job
-from botwarden.trading import order_manager as om
+from botwarden.trading import bar_transaction, fill_intake, intents, order_store, runner_job
 from botwarden.trading.brokers import PaperBroker, SqlStateStore
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.runner_core import RunnerCore
@@ -208,9 +207,9 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     wrap(fill_intake, "adopt_exits", "bracket legs adopted")
     wrap(fill_intake, "sync_bracket", "bracket sync")
     wrap(OrderManager, "cancel", "cancel bracket legs")
-    wrap(om, "check_order", "risk check")
+    wrap(intents, "check_order", "risk check")
     wrap(order_store, "applied_fill_ids", "read the bot's applied fill ids")
-    transaction = om.write_transaction
+    transaction = bar_transaction.write_transaction
 
     @contextmanager
     def labelled_transaction(engine: Any) -> Iterator[Any]:
@@ -220,8 +219,8 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
             yield conn
 
     # Every order manager transaction (fills, intents, deferred statuses) is opened by
-    # OrderManager.write, through this module's name.
-    patch(om, "write_transaction", labelled_transaction)
+    # bar_transaction, through that module's name.
+    patch(bar_transaction, "write_transaction", labelled_transaction)
 
     # Runner.process = on_bar, then the limit check, the runner state's save (at once: this
     # runner is unpaced) and the heartbeat; then the kill state (the state writer's copy,

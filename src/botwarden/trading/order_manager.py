@@ -20,9 +20,9 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -36,21 +36,12 @@ from botwarden.domain.kill import KillState
 from botwarden.domain.ledger import Book
 from botwarden.domain.orders import FINAL
 from botwarden.domain.risk import (
-    DUPLICATE_WINDOW_SECONDS,
-    AccountRisk,
-    BotRisk,
     MarketFacts,
-    OrderIntent,
     RiskVerdict,
-    check_order,
-    order_signature,
-    reduces_position,
 )
 from botwarden.domain.risk_limits import RiskLimits
-from botwarden.domain.stages import Stage
-from botwarden.domain.trading import OrderStatus, Side, TradingState
-from botwarden.store.db import write_transaction
-from botwarden.trading import crashpoints, fill_intake, quick_transitions
+from botwarden.domain.trading import OrderStatus, Side
+from botwarden.trading import bar_transaction, crashpoints, fill_intake, intents, quick_transitions
 from botwarden.trading import fill_ledger as ledger
 from botwarden.trading import order_store as store
 from botwarden.trading.brokers.base import (
@@ -82,32 +73,6 @@ class RiskContext:
     account_peak: Decimal
     bar_time: datetime | None = None
     detail: dict[str, Any] = field(default_factory=dict)  # the strategy's why, for the trace
-
-
-class OneTransaction:
-    """A write transaction opened at its first use and ended on demand."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.joined = False  # the broker's held changes went into it
-        self._scope: AbstractContextManager[Connection] | None = None
-        self._conn: Connection | None = None
-
-    def connection(self) -> Connection:
-        if self._conn is None:
-            self._scope = write_transaction(self.engine)
-            self._conn = self._scope.__enter__()
-        return self._conn
-
-    def end(self, error: BaseException | None) -> None:
-        """Commit (no `error`) or roll back."""
-        scope, self._scope, self._conn = self._scope, None, None
-        if scope is None:
-            return
-        if error is None:
-            scope.__exit__(None, None, None)
-        else:
-            scope.__exit__(type(error), error, error.__traceback__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +119,7 @@ class OrderManager:
         self.native_brackets = bool(getattr(broker, "supports_brackets", True))
         self.last_ctx: RiskContext | None = None
         self.deferred: list[quick_transitions.Deferred] | None = None  # inside transitions_deferred
-        self.batch: OneTransaction | None = None  # inside one_transaction
+        self.batch: bar_transaction.OneTransaction | None = None  # inside one_transaction
 
     # ---- state ----
 
@@ -206,17 +171,18 @@ class OrderManager:
             if self.deferred:  # the bar's acknowledgements and cancels so far, with these
                 entries, self.deferred = self.deferred, []
                 late = quick_transitions.write_deferred(self, conn, entries)
+            rows = intents.Rows()
             for order in chain:
-                verdict, order = self._judge(conn, gate, order, ctx, system_flatten, now)
-                if not verdict.allowed:
+                if gate.max_contracts is not None:
+                    rows.write(conn)  # the account's open contracts count them
+                verdict, stored = intents.judge(self, conn, gate, order, ctx, system_flatten,
+                                                now, rows)
+                if stored is None:
                     refused.append(Placed(order.client_order_id, None, verdict))
                     break
-                order_id = store.insert_order(conn, self.bot_id, self.job_id, order,
-                                              broker=self.broker.name, mode=self.mode, now=now)
-                judged.append((self._persisted(order_id, order, ctx, system_flatten, now),
-                               verdict))
-        if self.batch is not None:
-            self._end_batch(self.batch, None)  # persisted before sent
+                judged.append((stored, verdict))
+            rows.write(conn)
+        bar_transaction.commit_early(self)  # persisted before sent
         for _ in judged:
             crashpoints.reached(crashpoints.ORDER_PERSISTED)
         quick_transitions.settle_late(self, late)
@@ -233,67 +199,6 @@ class OrderManager:
                                          later_verdict))
                 break
         return placed + refused
-
-    def _judge(self, conn: Connection, gate: Any, order: NewOrder, ctx: RiskContext,
-               system_flatten: bool, now: datetime) -> tuple[RiskVerdict, NewOrder]:
-        """The risk engine's verdict on `order`, traced; the order as it would be stored."""
-        intent = _intent(order, system_flatten)
-        bot = self._bot_risk(order.symbol, gate, ctx)
-        account = AccountRisk(gate.starting_capital, ctx.account_equity, ctx.account_peak)
-        if gate.max_contracts is not None:
-            account = replace(account, max_contracts=gate.max_contracts,
-                              open_contracts=store.account_open_contracts(conn, gate.account_id))
-        verdict = check_order(intent, bot, account, ctx.market, self.limits,
-                              frozenset(self.seen_ids))
-        detail = {"order": _order_json(order), "verdict": verdict.code,
-                  "message": verdict.message, "position": bot.position, **ctx.detail}
-        store.insert_trace(conn, self.bot_id, self.job_id, kind="DECISION",
-                           bar_time=ctx.bar_time,
-                           decision="ORDER" if verdict.allowed else "DENIED",
-                           reason_code=verdict.code, detail=detail, now=now)
-        if not verdict.allowed:
-            store.insert_trace(conn, self.bot_id, self.job_id, kind="NO_TRADE",
-                               bar_time=ctx.bar_time, decision="NO_TRADE",
-                               reason_code=verdict.code, detail={**detail, "fix": verdict.fix},
-                               now=now)
-        elif reduces_position(intent, bot):
-            order = replace(order, reduce_only=True)
-        return verdict, order
-
-    def _persisted(self, order_id: str, order: NewOrder, ctx: RiskContext,
-                   system_flatten: bool, now: datetime) -> StoredOrder:
-        """Hold a just-persisted intent as open, and count it for the next risk checks."""
-        stored = StoredOrder(order_id, order.client_order_id, self.job_id, order.symbol,
-                             order.side, order.qty, order.order_type, OrderStatus.PENDING, 0,
-                             order.limit_price, order.stop_price, order.reduce_only,
-                             order.parent_client_order_id, now)
-        self.open[order.client_order_id] = stored
-        self.seen_ids.add(order.client_order_id)
-        self.last_signature = order_signature(_intent(order, system_flatten), order.reduce_only)
-        self.last_order_time = at = ctx.market.now
-        self.recent_signatures = [
-            (signature, when) for signature, when in self.recent_signatures
-            if (at - when).total_seconds() < DUPLICATE_WINDOW_SECONDS
-        ] + [(self.last_signature, at)]
-        self.sent_times = [t for t in self.sent_times if (at - t).total_seconds() < 60] + [at]
-        return stored
-
-    def _bot_risk(self, symbol: str, gate: Any, ctx: RiskContext) -> BotRisk:
-        kill_state = KillState(gate.kill_state)
-        # The account kill switch halts every bot of the account (domain.md): a soft-killed
-        # bot too, which could otherwise still send its own reducing orders.
-        if gate.kill_switch_engaged and kill_state in (KillState.NONE, KillState.SOFT_KILLED):
-            kill_state = KillState.HARD_KILLED
-        return BotRisk(
-            stage=Stage(gate.stage), kill_state=kill_state,
-            is_trading_enabled=gate.is_trading_enabled, position=self.position(symbol),
-            working_buy=self.working(symbol, Side.BUY),
-            working_sell=self.working(symbol, Side.SELL),
-            daily_pnl=ctx.daily_pnl, equity=ctx.equity, equity_peak=ctx.equity_peak,
-            capital=ctx.capital, recent_order_times=tuple(self.sent_times),
-            last_order_signature=self.last_signature, last_order_time=self.last_order_time,
-            trading_state=TradingState(gate.trading_state),
-            recent_signatures=tuple(self.recent_signatures))
 
     def _request(self, order: StoredOrder, with_bracket: bool) -> OrderRequest:
         return OrderRequest(order.client_order_id, order.symbol, order.side, order.qty,
@@ -339,56 +244,14 @@ class OrderManager:
                     broker_order_id: str | None) -> bool:
         return quick_transitions.transition(self, client_order_id, status, broker_order_id)
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction that first stores the broker's held changes (a simulated
-        broker's book on this database, `holding_changes`): what the broker did commits with
-        what we record of it, never after it. Inside `one_transaction`, that one."""
-        write_held = getattr(self.broker, "write_held", None)
-        batch = self.batch
-        if batch is not None:
-            conn = batch.connection()
-            batch.joined |= bool(write_held(conn)) if write_held is not None else False
-            yield conn
-            return
-        joined = False
-        try:
-            with write_transaction(self.engine) as conn:
-                joined = bool(write_held(conn)) if write_held is not None else False
-                yield conn
-        except BaseException:
-            if joined:
-                self.broker.held_lost()  # type: ignore[attr-defined]
-            raise
+    def write(self) -> AbstractContextManager[Connection]:
+        """A write transaction that first stores the broker's held changes (bar_transaction);
+        inside `one_transaction`, that one."""
+        return bar_transaction.write(self)
 
-    @contextmanager
-    def one_transaction(self) -> Iterator[None]:
-        """A runner's bar: its fills and its intents written in one transaction, committed
-        before the first order is sent (`place_chain`) or at the end. Only for an in-process
-        broker: a transaction must not stay open across a network call."""
-        if self.batch is not None or not hasattr(self.broker, "write_held"):
-            yield
-            return
-        batch = self.batch = OneTransaction(self.engine)
-        try:
-            yield
-        except BaseException as exc:
-            self._end_batch(batch, exc)
-            raise
-        self._end_batch(batch, None)
-
-    def _end_batch(self, batch: OneTransaction, error: BaseException | None) -> None:
-        if self.batch is not batch:
-            return  # committed already, before an order was sent
-        self.batch = None
-        try:
-            batch.end(error)
-        except BaseException:
-            if batch.joined:
-                self.broker.held_lost()  # type: ignore[attr-defined]
-            raise
-        if error is not None and batch.joined:
-            self.broker.held_lost()  # type: ignore[attr-defined]
+    def one_transaction(self) -> AbstractContextManager[None]:
+        """A runner's bar: its fills and intents in one transaction (bar_transaction)."""
+        return bar_transaction.one_transaction(self)
 
     def transitions_deferred(self) -> AbstractContextManager[None]:
         """A bar's decisions: acknowledgements and cancels written with the next intent."""
@@ -519,15 +382,3 @@ def _entry_time(conn: Connection, bot_id: str, symbol: str, qty: int) -> datetim
             return row.filled_at  # type: ignore[no-any-return]
         after = before
     return None
-
-
-def _intent(order: NewOrder, system_flatten: bool) -> OrderIntent:
-    return OrderIntent(order.client_order_id, order.side, order.qty, order.order_type,
-                       order.limit_price, order.stop_price, system_flatten)
-
-
-def _order_json(order: NewOrder) -> dict[str, Any]:
-    return {"client_order_id": order.client_order_id, "symbol": order.symbol,
-            "side": order.side.value, "qty": order.qty, "type": order.order_type.value,
-            "limit_price": None if order.limit_price is None else str(order.limit_price),
-            "stop_price": None if order.stop_price is None else str(order.stop_price)}

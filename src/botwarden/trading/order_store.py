@@ -219,7 +219,11 @@ _INSERT_IF_ABSENT = {
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
 
 
-def _order_row(bot_id: str, job_id: str | None, order: NewOrder, *, broker: str, mode: str,
+_INSERT_TRACE = traces.insert()
+_INSERT_ORDER = orders.insert()
+
+
+def order_row(bot_id: str, job_id: str | None, order: NewOrder, *, broker: str, mode: str,
                now: datetime, status: OrderStatus, reject_code: str | None) -> dict[str, Any]:
     return dict(
         id=new_id(), bot_id=bot_id, job_id=job_id, client_order_id=order.client_order_id,
@@ -234,9 +238,9 @@ def insert_order(conn: Connection, bot_id: str, job_id: str | None, order: NewOr
                  broker: str, mode: str, now: datetime,
                  status: OrderStatus = OrderStatus.PENDING, reject_code: str | None = None,
                  ) -> str:
-    row = _order_row(bot_id, job_id, order, broker=broker, mode=mode, now=now, status=status,
+    row = order_row(bot_id, job_id, order, broker=broker, mode=mode, now=now, status=status,
                      reject_code=reject_code)
-    conn.execute(orders.insert(), row)
+    conn.execute(_INSERT_ORDER, row)
     return str(row["id"])
 
 
@@ -250,18 +254,33 @@ def insert_order_if_absent(conn: Connection, bot_id: str, job_id: str | None, or
                            *, broker: str, mode: str, now: datetime,
                            status: OrderStatus) -> str | None:
     """The new row's id; None, writing nothing, when the client order id is stored already."""
-    row = _order_row(bot_id, job_id, order, broker=broker, mode=mode, now=now, status=status,
+    row = order_row(bot_id, job_id, order, broker=broker, mode=mode, now=now, status=status,
                      reject_code=None)
     found = conn.execute(_INSERT_IF_ABSENT[conn.dialect.name], row).scalar_one_or_none()
     return None if found is None else str(found)
 
 
+def trace_row(bot_id: str, job_id: str | None, *, kind: str, bar_time: datetime | None,
+              decision: str, reason_code: str | None, detail: dict[str, Any],
+              now: datetime) -> dict[str, Any]:
+    return dict(id=new_id(), bot_id=bot_id, job_id=job_id, kind=kind, bar_time=bar_time,
+                decision=decision, reason_code=reason_code, detail=detail, created_at=now)
+
+
 def insert_trace(conn: Connection, bot_id: str, job_id: str | None, *, kind: str,
                  bar_time: datetime | None, decision: str, reason_code: str | None,
                  detail: dict[str, Any], now: datetime) -> None:
-    conn.execute(traces.insert(), dict(
-        id=new_id(), bot_id=bot_id, job_id=job_id, kind=kind, bar_time=bar_time,
-        decision=decision, reason_code=reason_code, detail=detail, created_at=now))
+    conn.execute(_INSERT_TRACE, trace_row(bot_id, job_id, kind=kind, bar_time=bar_time,
+                                          decision=decision, reason_code=reason_code,
+                                          detail=detail, now=now))
+
+
+def insert_intents(conn: Connection, trace_rows: list[dict[str, Any]],
+                   order_rows: list[dict[str, Any]]) -> None:
+    """Decision traces and order rows (`trace_row`, `order_row`), one statement each."""
+    for statement, rows in ((_INSERT_TRACE, trace_rows), (_INSERT_ORDER, order_rows)):
+        if rows:
+            conn.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
 def set_status(conn: Connection, client_order_id: str, status: OrderStatus, *, now: datetime,
