@@ -35,6 +35,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -210,9 +211,14 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     wrap(intents, "check_order", "risk check")
     wrap(order_store, "applied_fill_ids", "read the bot's applied fill ids")
     transaction = bar_transaction.write_transaction
+    opening_bar = [False]
 
     @contextmanager
     def labelled_transaction(engine: Any) -> Iterator[Any]:
+        if opening_bar[0]:  # the bar's one transaction: its BEGIN and COMMIT timed apart
+            with transaction(engine) as conn:
+                yield conn
+            return
         parent = recorder.stack[-1][0] if recorder.stack else ""
         with recorder.span("intent transaction" if parent == "place" else f"{parent}: tx"), \
                 transaction(engine) as conn:
@@ -221,6 +227,37 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     # Every order manager transaction (fills, intents, deferred statuses) is opened by
     # bar_transaction, through that module's name.
     patch(bar_transaction, "write_transaction", labelled_transaction)
+    connect = bar_transaction.OneTransaction.connection
+
+    def bar_connection(self: Any) -> Any:
+        if self._conn is not None:
+            return connect(self)
+        opening_bar[0] = True
+        try:
+            with recorder.span("bar transaction: BEGIN"):
+                return connect(self)
+        finally:
+            opening_bar[0] = False
+
+    patch(bar_transaction.OneTransaction, "connection", bar_connection)
+    wrap(bar_transaction.OneTransaction, "end", "bar transaction: COMMIT")
+
+    # Every statement's time in the database driver (the rest of a statement's cost is
+    # SQLAlchemy's and ours, under the step that ran it).
+    runner_thread = threading.get_ident()  # not the WAL checkpointer's nor the state writer's
+
+    def before(*_: Any) -> None:
+        if threading.get_ident() == runner_thread:
+            recorder.enter("SQL statements: in the driver")
+
+    def after(*_: Any) -> None:
+        if threading.get_ident() == runner_thread:
+            recorder.leave()
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
+    undo.append(lambda: (sa.event.remove(sa.engine.Engine, "before_cursor_execute", before),
+                         sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)))
 
     # Runner.process = on_bar, then the limit check, the runner state's save (at once: this
     # runner is unpaced) and the heartbeat; then the kill state (the state writer's copy,

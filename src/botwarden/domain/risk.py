@@ -6,6 +6,7 @@ flatten) calls `check_order`; nothing here reads a clock, a database or a client
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -125,7 +126,7 @@ def check_order(
     account: AccountRisk,
     market: MarketFacts,
     limits: RiskLimits | None,
-    seen_client_ids: frozenset[str] = frozenset(),
+    seen_client_ids: AbstractSet[str] = frozenset(),
 ) -> RiskVerdict:
     """Every rule of domain.md, in its table's order; the first breach decides."""
     reducing = reduces_position(order, bot)
@@ -157,7 +158,7 @@ def check_order(
 
 def _limit_checks(
     order: OrderIntent, bot: BotRisk, account: AccountRisk, market: MarketFacts,
-    limits: RiskLimits, seen_client_ids: frozenset[str], reducing: bool,
+    limits: RiskLimits, seen_client_ids: AbstractSet[str], reducing: bool,
 ) -> RiskVerdict:
     max_order = limits.max_contracts_per_order
     if bot.stage is Stage.CANARY:

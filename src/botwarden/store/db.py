@@ -81,7 +81,9 @@ def _configure_sqlite(engine: Engine, autocheckpoint_pages: int | None) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.info.pop("sqlite_begin", "BEGIN")
-        conn.exec_driver_sql(mode)
+        # On the driver's connection itself: SQLAlchemy's statement machinery would cost
+        # more than the BEGIN, and this runs for every transaction.
+        conn.connection.dbapi_connection.execute(mode)
 
 
 class WalCheckpointer(threading.Thread):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -32,6 +32,9 @@ class OneTransaction:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.joined = False  # the broker's held changes went into it
+        # The bot's gate and fence as read in it (`order_store.fenced_gate`): the transaction
+        # holds the write lock (SQLite) or the rows (PostgreSQL), so it stays true in it.
+        self.gate: Any = None
         self._scope: AbstractContextManager[Connection] | None = None
         self._conn: Connection | None = None
 

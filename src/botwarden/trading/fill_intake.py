@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from botwarden.trading.order_manager import OrderManager
 
 
-def take_fills(manager: OrderManager, reports: Sequence[FillReport]) -> list[ledger.AppliedFill]:
-    """Apply new broker fills once, with the bracket exits they bring."""
+def take_fills(manager: OrderManager, reports: Sequence[FillReport], *, new: bool = False,
+               ) -> list[ledger.AppliedFill]:
+    """Apply new broker fills once, with the bracket exits they bring (`new`: apply_fills)."""
     if not reports:
         return []
     # Exits to record with the fills: those filled here that we hold no row for, and
@@ -44,13 +45,19 @@ def take_fills(manager: OrderManager, reports: Sequence[FillReport]) -> list[led
     now = manager.clock()
     symbol = reports[0].symbol
     with manager.write() as conn:
-        # The fence and the stored position in one read: what the fills start from.
-        book = ledger.fence_and_book(conn, manager.bot_id, manager.job_id, symbol)
+        # The fence and the stored position in one read: what the fills start from. In a
+        # bar's one transaction the gate comes with them, for the bar's intents.
+        batch = manager.batch
+        if batch is not None and manager.job_id is not None:
+            batch.gate, book = ledger.gate_and_book(conn, manager.bot_id, manager.job_id, symbol)
+        else:
+            book = ledger.fence_and_book(conn, manager.bot_id, manager.job_id, symbol)
         record_exits(manager, conn, asked, now)
         applied = ledger.apply_fills(conn, manager.bot_id, reports,
                                      source_type=manager.source_type,
                                      entry_times=manager.entry_times, now=now,
-                                     known=manager.open, fresh_books={symbol: book})
+                                     known=manager.open, fresh_books={symbol: book},
+                                     new=new)
     crashpoints.reached(crashpoints.FILLS_APPLIED)
     for item in applied:
         manager.books[item.fill.symbol] = item.book

@@ -28,6 +28,7 @@ from botwarden.trading.brokers.base import FillReport
 from botwarden.trading.order_store import (
     FenceLost,
     StoredOrder,
+    fenced_gate,
     fills,
     orders,
     positions,
@@ -41,6 +42,7 @@ _NEW_FILLS = {
     name: dialect.insert(fills).on_conflict_do_nothing(index_elements=[fills.c.fill_id])
     .returning(fills.c.fill_id)
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
+_INSERT_FILLS = fills.insert()
 _FILL_ORDER = (orders.update()
                .where(orders.c.id == sa.bindparam("oid"),
                       orders.c.filled_qty == sa.bindparam("was_filled"))
@@ -88,6 +90,12 @@ def load_book(conn: Connection, bot_id: str, symbol: str) -> Book:
     return _book(conn.execute(_BOOK_OF, {"bot_id": bot_id, "symbol": symbol}).first())
 
 
+def gate_and_book(conn: Connection, bot_id: str, job_id: str, symbol: str) -> tuple[Any, Book]:
+    """`order_store.fenced_gate` and the position of `symbol` as stored, in one query."""
+    row = fenced_gate(conn, bot_id, job_id, symbol)
+    return row, _book(row)
+
+
 def fence_and_book(conn: Connection, bot_id: str, job_id: str | None, symbol: str) -> Book:
     """`order_store.check_fence` and the position of `symbol` as stored, in one query."""
     query = _FENCE_BOOK_LOCKED if conn.dialect.name == "postgresql" else _FENCE_BOOK
@@ -112,11 +120,13 @@ def save_book(conn: Connection, bot_id: str, symbol: str, book: Book, now: datet
 def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
                 source_type: str, entry_times: dict[str, datetime], now: datetime,
                 known: Mapping[str, StoredOrder] | None = None,
-                fresh_books: Mapping[str, Book] | None = None) -> list[AppliedFill]:
+                fresh_books: Mapping[str, Book] | None = None,
+                new: bool = False) -> list[AppliedFill]:
     """Apply broker fills not applied before, in order; returns those applied now.
     `entry_times` maps a symbol to the open position's entry time (kept by the caller and
     updated here), for the trade log. `known`: orders as the caller holds them;
-    `fresh_books`: positions read in this transaction."""
+    `fresh_books`: positions read in this transaction; `new`: the caller knows none was
+    applied before (they are inserted plainly: the UNIQUE fill_id still refuses a repeat)."""
     if not reports:
         return []
     books: dict[str, Book] = dict(fresh_books or {})
@@ -136,13 +146,17 @@ def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
         incoming[report.fill_id] = (report, order, fee)
     # One statement inserts the fills not applied before and names them: fill_id is UNIQUE,
     # so those applied before are skipped, without reading the bot's ever-growing history.
-    new = set(conn.execute(_NEW_FILLS[conn.dialect.name], [dict(
-        id=new_id(), order_id=order.id, bot_id=bot_id, fill_id=fill_id,
-        side=report.side.value, qty=report.qty, price=report.price, fee=fee,
-        filled_at=report.at, created_at=now) for fill_id, (report, order, fee)
-        in incoming.items()]).scalars())
+    rows = [dict(id=new_id(), order_id=order.id, bot_id=bot_id, fill_id=fill_id,
+                 side=report.side.value, qty=report.qty, price=report.price, fee=fee,
+                 filled_at=report.at, created_at=now)
+            for fill_id, (report, order, fee) in incoming.items()]
+    if new:
+        conn.execute(_INSERT_FILLS, rows[0] if len(rows) == 1 else rows)
+        inserted = set(incoming)
+    else:
+        inserted = set(conn.execute(_NEW_FILLS[conn.dialect.name], rows).scalars())
     for fill_id, (report, order, fee) in incoming.items():
-        if fill_id not in new:
+        if fill_id not in inserted:
             continue
         cid = report.client_order_id
         order = current.get(cid, order)

@@ -54,8 +54,8 @@ def judge(manager: OrderManager, conn: Connection, gate: Any, order: NewOrder,
     if gate.max_contracts is not None:
         account = replace(account, max_contracts=gate.max_contracts,
                           open_contracts=store.account_open_contracts(conn, gate.account_id))
-    verdict = check_order(intent, bot, account, ctx.market, manager.limits,
-                          frozenset(manager.seen_ids))
+    # The set itself, not a copy: it holds every client id sent since the start.
+    verdict = check_order(intent, bot, account, ctx.market, manager.limits, manager.seen_ids)
     detail = {"order": _order_json(order), "verdict": verdict.code,
               "message": verdict.message, "position": bot.position, **ctx.detail}
     rows.traces.append(store.trace_row(

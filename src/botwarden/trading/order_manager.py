@@ -167,7 +167,9 @@ class OrderManager:
         refused: list[Placed] = []
         late: list[quick_transitions.Deferred] = []
         with self.write() as conn:
-            gate = store.fenced_gate(conn, self.bot_id, self.job_id)
+            batch = self.batch
+            gate = batch.gate if batch is not None and batch.gate is not None \
+                else store.fenced_gate(conn, self.bot_id, self.job_id)
             if self.deferred:  # the bar's acknowledgements and cancels so far, with these
                 entries, self.deferred = self.deferred, []
                 late = quick_transitions.write_deferred(self, conn, entries)
@@ -279,9 +281,11 @@ class OrderManager:
 
     # ---- fills and resolution ----
 
-    def on_fills(self, reports: Sequence[FillReport]) -> list[ledger.AppliedFill]:
-        """Apply new broker fills once; record the bracket exits they bring (fill_intake)."""
-        return fill_intake.take_fills(self, reports)
+    def on_fills(self, reports: Sequence[FillReport], *, new: bool = False,
+                 ) -> list[ledger.AppliedFill]:
+        """Apply new broker fills once; record the bracket exits they bring (fill_intake).
+        `new`: none of them can have been applied before (a simulated broker's match)."""
+        return fill_intake.take_fills(self, reports, new=new)
 
     def adopt(self, client_order_id: str) -> None:
         fill_intake.adopt_exits(self, [client_order_id])

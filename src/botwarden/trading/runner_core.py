@@ -71,6 +71,9 @@ class RunnerCore:
     size: int = 1
     bar_seconds: int = 60
     events: list[EconEvent] = field(default_factory=list)
+    # The fills `on_bar` is given come from a simulated broker's match of that bar: each is
+    # new (a fill polled from a real broker may have been applied before).
+    fresh_fills: bool = False
     state: np.ndarray[Any, Any] = field(init=False)
     latched: bool = False
     previous_target: int = 0
@@ -155,7 +158,7 @@ class RunnerCore:
         # The fills and the bar's intents are written in one transaction (with an
         # in-process broker's book), committed before the first order is sent.
         with self.manager.one_transaction():
-            applied = self.manager.on_fills(reports)
+            applied = self.manager.on_fills(reports, new=self.fresh_fills)
             if self.manager.unsettled:
                 applied += self.manager.resolve_open()
             self._note_fills(applied)

@@ -157,7 +157,8 @@ class Runner:
         core = RunnerCore(self.bot_id, strategy, instrument, get_calendar(), self.manager,
                           limits, load_money(self.engine, self.bot_id, bot.account_id,
                                              self.ctx.clock()),
-                          size=1, bar_seconds=self.bar_seconds, events=events)
+                          size=1, bar_seconds=self.bar_seconds, events=events,
+                          fresh_fills=isinstance(self.broker, SimulatedBrokerCore))
         self.start = self._start_time(resume.get("last_bar_time"))
         # Fast-forward paper trading on history ends at `end`; a live runner has none.
         end = self.payload.get("end")
