@@ -138,3 +138,13 @@ def test_vectorised_labels_agree_with_the_scalar_functions(minutes: list[int]) -
         assert bool(inside) == cal.is_open(int(t))
         expected = cal.session_of(int(t))
         assert (cal.day_to_date(int(day)) if inside else None) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(ns("1999-06-01 00:00") // 60_000_000_000,
+                            ns("2080-01-01 00:00") // 60_000_000_000), min_size=1, max_size=40))
+def test_one_bar_session_ids_agree_with_the_vectorised_labels(minutes: list[int]) -> None:
+    times = np.array(sorted(m * 60_000_000_000 for m in minutes), dtype=np.int64)
+    calendar = cal.get_calendar()
+    labels = calendar.label(times)  # out of the calendar's range too: labelled closed
+    assert [calendar.session_id(int(t)) for t in times] == labels.session.tolist()

@@ -1,7 +1,7 @@
-"""A runner's bar in one transaction (OrderManager.one_transaction, place_chain): the fills,
-the paper broker's book and the bar's intents commit together, before the first order is
-sent; an exit the broker rejects cancels the entry after it, unsent; a bar that fails leaves
-neither our rows nor the broker's match behind."""
+"""A runner's bar (OrderManager.one_transaction, place_chain): the paper broker's book and
+the bar's intents commit together before the first order is sent, the bar's fills after,
+and nothing is written twice or lost; an exit the broker rejects cancels the entry after
+it, unsent; a bar that fails leaves neither our rows nor the broker's match behind."""
 
 from __future__ import annotations
 
@@ -71,33 +71,53 @@ def bot(engine: Engine, settings: Settings) -> tuple[OrderManager, PaperBroker, 
     return manager, manager.broker, bot_id
 
 
-def test_a_bar_commits_its_fills_book_and_intents_once_before_sending(
+def test_a_bar_commits_the_brokers_match_and_its_intents_before_sending_then_its_fills(
         engine: Engine, bot: tuple[OrderManager, PaperBroker, str]) -> None:
     manager, broker, bot_id = bot
     manager.place(NewOrder("entry-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
-    seen_at_submit: list[dict[str, str]] = []
+    at_submit: list[tuple[dict[str, str], int, int]] = []
     submit = broker.submit
 
-    def watched(request: Any) -> Any:
-        seen_at_submit.append(_rows(engine, bot_id))  # what a crash here would leave
+    def watched(request: Any) -> Any:  # what a crash here would leave, on both sides
+        stored = PaperBroker(broker.account_key, broker.store).position("MES").qty
+        at_submit.append((_rows(engine, bot_id), _count(engine, Fill, bot_id), stored))
         return submit(request)
 
     broker.submit = watched  # type: ignore[method-assign]
     add = NewOrder("add-1", "MES", Side.SELL, 1, OrderType.LIMIT, limit_price=Decimal("5020"))
     with _commits(engine) as commits, broker.holding_changes(), manager.one_transaction():
-        applied = manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)))
+        applied = manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)), new=True)
         assert [a.fill.client_order_id for a in applied] == ["entry-1"]
-        assert commits == []  # the fill waits for the bar's intents
+        assert manager.position("MES") == 1  # decided on at once, in memory
+        assert commits == []
         with manager.transitions_deferred():  # as a runner decides: the ack waits
             placed = manager.place_chain([add], risk_context())
-            assert len(commits) == 1
+            assert len(commits) == 1  # the intent, with the broker's match
+        assert len(commits) == 2  # then the fill and the acknowledgement
     assert placed[0].status is OrderStatus.WORKING, placed[0].verdict
-    # The fill, the broker's match and the intent were durable before the submit.
-    assert seen_at_submit[0] == {"entry-1": "FILLED", "add-1": "PENDING"}
-    assert _rows(engine, bot_id)["add-1"] == "WORKING"  # its ack: after, at the end
-    restarted = PaperBroker(broker.account_key, broker.store)
-    assert restarted.query_order("add-1") is not None
-    assert restarted.position("MES").qty == 1
+    # At the submit: the intent and the broker's match were durable, our fill not yet (a
+    # crash there leaves it at the broker, where reconciliation adopts it).
+    assert at_submit == [({"entry-1": "WORKING", "add-1": "PENDING"}, 0, 1)]
+    # After the bar: the fill and the acknowledgement, in the one transaction after it.
+    assert _rows(engine, bot_id) == {"entry-1": "FILLED", "add-1": "WORKING"}
+    assert _count(engine, Fill, bot_id) == 1
+    assert PaperBroker(broker.account_key, broker.store).query_order("add-1") is not None
+
+
+def test_fills_owed_are_written_before_any_other_write(
+        engine: Engine, bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    manager, broker, bot_id = bot
+    manager.place(NewOrder("entry-6", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+    with broker.holding_changes(), manager.one_transaction():
+        manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)), new=True)
+        assert manager.pending  # owed, not written
+        # A fill seen again (an order's report, as resolve_open adopts it) finds it stored
+        # first, so it is not applied twice.
+        report = broker.query_order("entry-6")
+        assert report is not None and manager.on_fills(list(report.fills)) == []
+        assert not manager.pending
+    assert _count(engine, Fill, bot_id) == 1
+    assert manager.position("MES") == 1
 
 
 def test_a_chain_persists_every_intent_before_the_first_is_sent(

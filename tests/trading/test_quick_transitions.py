@@ -1,5 +1,5 @@
-"""A bar's acknowledgements and cancels are written with the next intent or at the end of the
-bar's scope (quick_transitions), never lost: the rows end as the broker says, a failure
+"""A bar's acknowledgements and cancels are written at the end of the bar's scope, after its
+orders are sent (quick_transitions), never lost: the rows end as the broker says, a failure
 inside the scope leaves memory as the rows are, and a row that moved on meanwhile is
 settled the long way."""
 
@@ -37,7 +37,7 @@ def _limit(cid: str, price: str) -> NewOrder:
     return NewOrder(cid, "MES", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal(price))
 
 
-def test_acks_and_cancels_are_written_with_the_next_intent_or_at_the_end(
+def test_acks_and_cancels_are_written_at_the_end(
         engine: Engine, settings: Settings) -> None:
     manager, bot_id = _manager(engine, settings)
     manager.place(_limit("q-1", "4990"), risk_context())  # outside a scope: written at once
@@ -46,8 +46,8 @@ def test_acks_and_cancels_are_written_with_the_next_intent_or_at_the_end(
         assert manager.cancel("q-1") is OrderStatus.CANCELED
         assert "q-1" not in manager.open  # held as final in memory at once
         assert _statuses(engine, bot_id) == {"q-1": "WORKING"}  # the row waits
-        manager.place(_limit("q-2", "4980"), risk_context())  # the cancel goes with this
-        assert _statuses(engine, bot_id) == {"q-1": "CANCELED", "q-2": "PENDING"}
+        manager.place(_limit("q-2", "4980"), risk_context())  # persisted first, and sent
+        assert _statuses(engine, bot_id) == {"q-1": "WORKING", "q-2": "PENDING"}
         assert manager.open["q-2"].status is OrderStatus.WORKING
     assert _statuses(engine, bot_id) == {"q-1": "CANCELED", "q-2": "WORKING"}
 

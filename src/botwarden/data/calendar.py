@@ -135,6 +135,12 @@ class SessionCalendar:
         session = np.where(inside, self.days[np.clip(idx, 0, None)], NO_SESSION)
         return SessionLabels(session=session.astype(np.int64), in_session=inside)
 
+    def session_id(self, ts: int) -> int:
+        """`label` of one bar open time (int ns), without building arrays: a runner asks it
+        on every bar."""
+        i = int(np.searchsorted(self.opens, ts, side="right")) - 1
+        return int(self.days[i]) if i >= 0 and ts < int(self.closes[i]) else NO_SESSION
+
     def locate(self, ts: I64) -> I64:
         """Vectorised index of the session containing each time, NO_SESSION when closed."""
         ts = np.asarray(ts, dtype=np.int64)

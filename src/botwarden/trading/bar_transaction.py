@@ -6,10 +6,13 @@ we record of it, never after it; if the transaction does not commit, the broker 
 book, and both sides are as they were.
 
 `one_transaction` (a runner's bar, with an in-process broker only: a transaction must not
-stay open across a network call) makes those writes one transaction: the fills, the
-broker's match and the bar's intents commit together, before the first order is sent
-(`commit_early`), or at the scope's end. A failure inside rolls all of it back: a crash
-there is a crash before the bar.
+stay open across a network call) makes those writes one transaction: the broker's match
+(and cancels: its changes so far, stored as one, just before the commit) and the bar's
+intents commit together, before the first order is sent (`commit_early`), or at the
+scope's end. A failure inside rolls all of it back: a crash there is a crash before the
+bar. The bar's fills, worked out in memory meanwhile (fill_intake), are owed to the store
+(`manager.pending`) and written by the next write that is not the intents' (`write_owed`):
+after the orders are sent, with their acknowledgements.
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ class OneTransaction:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.joined = False  # the broker's held changes went into it
         # The bot's gate and fence as read in it (`order_store.fenced_gate`): the transaction
         # holds the write lock (SQLite) or the rows (PostgreSQL), so it stays true in it.
         self.gate: Any = None
         self._scope: AbstractContextManager[Connection] | None = None
         self._conn: Connection | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._conn is not None
 
     def connection(self) -> Connection:
         if self._conn is None:
@@ -55,27 +61,39 @@ class OneTransaction:
             scope.__exit__(type(error), error, error.__traceback__)
 
 
-def _write_held(manager: OrderManager, conn: Connection) -> bool:
+def _write_held(manager: OrderManager, conn: Connection, *, snapshot: bool = True) -> bool:
     write_held = getattr(manager.broker, "write_held", None)
-    return bool(write_held(conn)) if write_held is not None else False
+    return bool(write_held(conn, snapshot=snapshot)) if write_held is not None else False
 
 
 def _held_lost(manager: OrderManager) -> None:
     manager.broker.held_lost()  # type: ignore[attr-defined]
 
 
+def write_owed(manager: OrderManager, conn: Connection) -> None:
+    """The writes worked out in memory and owed to the store (a bar's fills), in order."""
+    owed, manager.pending = manager.pending, []
+    for pending in owed:
+        pending(conn)
+
+
 @contextmanager
-def write(manager: OrderManager) -> Iterator[Connection]:
+def write(manager: OrderManager, *, intents: bool = False) -> Iterator[Connection]:
+    """The manager's next write; it first writes what is owed, unless it holds a bar's
+    `intents` (those are persisted first, and sent; what is owed comes after)."""
     batch = manager.batch
-    if batch is not None:
+    if batch is not None:  # the broker's held changes go in once, at its commit (_end)
         conn = batch.connection()
-        batch.joined |= _write_held(manager, conn)
+        if not intents:
+            write_owed(manager, conn)
         yield conn
         return
     joined = False
     try:
         with write_transaction(manager.engine) as conn:
             joined = _write_held(manager, conn)
+            if not intents:
+                write_owed(manager, conn)
             yield conn
     except BaseException:
         if joined:
@@ -92,9 +110,13 @@ def one_transaction(manager: OrderManager) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
+        manager.pending.clear()  # the bar failed: the runner restarts from the store
         _end(manager, batch, exc)
         raise
-    _end(manager, batch, None)
+    _end(manager, batch, None, owed=True)
+    if manager.pending:  # the bar's fills, after its orders: no write of the bar took them
+        with write(manager):
+            pass
 
 
 def commit_early(manager: OrderManager) -> None:
@@ -104,15 +126,22 @@ def commit_early(manager: OrderManager) -> None:
         _end(manager, manager.batch, None)
 
 
-def _end(manager: OrderManager, batch: OneTransaction, error: BaseException | None) -> None:
+def _end(manager: OrderManager, batch: OneTransaction, error: BaseException | None, *,
+         owed: bool = False) -> None:
+    """Commit (with what is owed, if `owed`, and the broker's held changes) or roll back."""
     if manager.batch is not batch:
         return  # committed early already
     manager.batch = None
     try:
+        if error is None and owed and manager.pending:
+            write_owed(manager, batch.connection())
+        if error is None and batch.opened:  # a snapshot waits for a write off the hot path
+            _write_held(manager, batch.connection(), snapshot=owed)
         batch.end(error)
     except BaseException:
-        if batch.joined:
-            _held_lost(manager)
+        _held_lost(manager)
         raise
-    if error is not None and batch.joined:
+    if error is not None:
+        # What the broker did in the bar goes with what we wrote of it: a bar that fails
+        # is, on both sides, a bar that never came.
         _held_lost(manager)

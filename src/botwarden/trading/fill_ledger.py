@@ -11,7 +11,7 @@ a miss re-reads the row and applies the fill to what is really there.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -43,6 +43,7 @@ _NEW_FILLS = {
     .returning(fills.c.fill_id)
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
 _INSERT_FILLS = fills.insert()
+_INSERT_TRADE = trade_logs.insert()
 _FILL_ORDER = (orders.update()
                .where(orders.c.id == sa.bindparam("oid"),
                       orders.c.filled_qty == sa.bindparam("was_filled"))
@@ -117,16 +118,132 @@ def save_book(conn: Connection, bot_id: str, symbol: str, book: Book, now: datet
             updated_at=now))
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One fill worked out: the order and the book after it, the statement values that
+    record it (the order's update is guarded by the filled quantity it started from)."""
+
+    order: StoredOrder
+    order_values: dict[str, Any]
+    book: Book
+    closed_pnl: Decimal | None
+    trade_row: dict[str, Any] | None  # bot_instance_id None: the bot's latest job's
+
+
+def _step(bot_id: str, report: FillReport, order: StoredOrder, fee: Decimal, before: Book,
+          entry_times: dict[str, datetime], source_type: str, now: datetime) -> _Step:
+    """`report` applied to `order` and the position `before` (entry_times updated)."""
+    instrument = get_instrument(report.symbol)
+    filled = order.filled_qty + report.qty
+    avg = report.price if order.avg_fill_price is None else (
+        (order.avg_fill_price * order.filled_qty + report.price * report.qty) / filled)
+    status = status_for_fill(order.qty, filled)
+    values = {"oid": order.id, "was_filled": order.filled_qty, "now_filled": filled,
+              "avg": avg, "new_status": status.value, "boid": report.broker_order_id,
+              "at": now}
+    book, closed = apply_fill(before, report.side, report.qty, report.price, fee,
+                              instrument.point_value)
+    symbol = report.symbol
+    closed_pnl, trade_row = None, None
+    if closed is not None:
+        entry_fees = instrument.commission_per_side * closed.qty
+        closed_pnl = closed.gross_pnl - fee * closed.qty / report.qty - entry_fees
+        trade_row = dict(
+            id=new_id(), bot_id=bot_id, bot_instance_id=order.job_id, source_type=source_type,
+            symbol=symbol, side=closed.side, qty=closed.qty,
+            entry_time=entry_times.get(symbol, report.at), exit_time=report.at,
+            entry_price=closed.entry_price, exit_price=report.price, pnl=closed_pnl,
+            fees=entry_fees + fee * closed.qty / report.qty, exit_fill_id=report.fill_id,
+            is_invalid=False, created_at=now)
+    if book.qty == 0:
+        entry_times.pop(symbol, None)
+    elif before.qty == 0 or (before.qty > 0) != (book.qty > 0):
+        entry_times[symbol] = report.at
+    order = replace(order, filled_qty=filled, avg_fill_price=avg, status=status)
+    return _Step(order, values, book, closed_pnl, trade_row)
+
+
+def _fee(report: FillReport) -> Decimal:
+    return (get_instrument(report.symbol).commission_per_side * report.qty
+            if report.fee is None else report.fee)
+
+
+def _fill_row(bot_id: str, report: FillReport, order: StoredOrder, fee: Decimal,
+              now: datetime) -> dict[str, Any]:
+    return dict(id=new_id(), order_id=order.id, bot_id=bot_id, fill_id=report.fill_id,
+                side=report.side.value, qty=report.qty, price=report.price, fee=fee,
+                filled_at=report.at, created_at=now)
+
+
+def _insert_trade(conn: Connection, bot_id: str, row: dict[str, Any]) -> None:
+    if row["bot_instance_id"] is None:  # a system order's fill: booked to the latest job
+        row = {**row, "bot_instance_id": _any_job(conn, bot_id)}
+    conn.execute(_INSERT_TRADE, row)
+
+
+@dataclass
+class FillPlan:
+    """New fills worked out from what the caller holds, to be written later (`write`), in
+    one transaction: a runner's bar sends its orders first."""
+
+    bot_id: str
+    now: datetime
+    applied: list[AppliedFill] = field(default_factory=list)
+    fill_rows: list[dict[str, Any]] = field(default_factory=list)
+    order_updates: list[dict[str, Any]] = field(default_factory=list)
+    trade_rows: list[dict[str, Any]] = field(default_factory=list)
+    books: dict[str, Book] = field(default_factory=dict)
+
+    def write(self, conn: Connection) -> None:
+        conn.execute(_INSERT_FILLS, self.fill_rows)
+        for values in self.order_updates:
+            if conn.execute(_FILL_ORDER, values).rowcount != 1:
+                raise FenceLost(f"order {values['oid']} moved on before its fill was written")
+        for row in self.trade_rows:
+            _insert_trade(conn, self.bot_id, row)
+        for symbol, book in self.books.items():
+            save_book(conn, self.bot_id, symbol, book, self.now)
+
+
+def plan_new_fills(bot_id: str, reports: Sequence[FillReport], *, source_type: str,
+                   entry_times: dict[str, datetime], now: datetime,
+                   known: Mapping[str, StoredOrder], books: Mapping[str, Book],
+                   ) -> FillPlan | None:
+    """Fills none of which was applied before (a simulated broker's match), worked out from
+    the orders and positions the caller holds; None when an order is not among `known`."""
+    if any(r.client_order_id not in known for r in reports):
+        return None
+    plan = FillPlan(bot_id, now)
+    current: dict[str, StoredOrder] = {}
+    seen: set[str] = set()
+    for report in reports:
+        if report.fill_id in seen:
+            continue
+        seen.add(report.fill_id)
+        cid = report.client_order_id
+        order = current.get(cid) or known[cid]
+        fee = _fee(report)
+        symbol = report.symbol
+        before = plan.books.get(symbol) or books.get(symbol) or Book()
+        step = _step(bot_id, report, order, fee, before, entry_times, source_type, now)
+        current[cid] = step.order
+        plan.fill_rows.append(_fill_row(bot_id, report, order, fee, now))
+        plan.order_updates.append(step.order_values)
+        if step.trade_row is not None:
+            plan.trade_rows.append(step.trade_row)
+        plan.books[symbol] = step.book
+        plan.applied.append(AppliedFill(report, step.book, step.closed_pnl, step.order))
+    return plan
+
+
 def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
                 source_type: str, entry_times: dict[str, datetime], now: datetime,
                 known: Mapping[str, StoredOrder] | None = None,
-                fresh_books: Mapping[str, Book] | None = None,
-                new: bool = False) -> list[AppliedFill]:
+                fresh_books: Mapping[str, Book] | None = None) -> list[AppliedFill]:
     """Apply broker fills not applied before, in order; returns those applied now.
     `entry_times` maps a symbol to the open position's entry time (kept by the caller and
     updated here), for the trade log. `known`: orders as the caller holds them;
-    `fresh_books`: positions read in this transaction; `new`: the caller knows none was
-    applied before (they are inserted plainly: the UNIQUE fill_id still refuses a repeat)."""
+    `fresh_books`: positions read in this transaction."""
     if not reports:
         return []
     books: dict[str, Book] = dict(fresh_books or {})
@@ -141,52 +258,34 @@ def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
         order = current.get(cid) or (known or {}).get(cid)
         if order is None or not order.id:
             order = current[cid] = _ours(conn, bot_id, cid, report.fill_id)
-        fee = (get_instrument(report.symbol).commission_per_side * report.qty
-               if report.fee is None else report.fee)
-        incoming[report.fill_id] = (report, order, fee)
+        incoming[report.fill_id] = (report, order, _fee(report))
     # One statement inserts the fills not applied before and names them: fill_id is UNIQUE,
     # so those applied before are skipped, without reading the bot's ever-growing history.
-    rows = [dict(id=new_id(), order_id=order.id, bot_id=bot_id, fill_id=fill_id,
-                 side=report.side.value, qty=report.qty, price=report.price, fee=fee,
-                 filled_at=report.at, created_at=now)
-            for fill_id, (report, order, fee) in incoming.items()]
-    if new:
-        conn.execute(_INSERT_FILLS, rows[0] if len(rows) == 1 else rows)
-        inserted = set(incoming)
-    else:
-        inserted = set(conn.execute(_NEW_FILLS[conn.dialect.name], rows).scalars())
+    inserted = set(conn.execute(_NEW_FILLS[conn.dialect.name], [
+        _fill_row(bot_id, report, order, fee, now)
+        for report, order, fee in incoming.values()]).scalars())
     for fill_id, (report, order, fee) in incoming.items():
         if fill_id not in inserted:
             continue
-        cid = report.client_order_id
+        cid, symbol = report.client_order_id, report.symbol
         order = current.get(cid, order)
-        instrument = get_instrument(report.symbol)
-        order = _fill_order(conn, order, report, now) or _fill_order(
-            conn, _ours(conn, bot_id, cid, report.fill_id), report, now)
-        assert order is not None, "an order re-read in this transaction cannot move on"
-        current[cid] = order
-        symbol = report.symbol
         before = books[symbol] if symbol in books else load_book(conn, bot_id, symbol)
-        book, closed = apply_fill(before, report.side, report.qty, report.price, fee,
-                                  instrument.point_value)
-        books[symbol] = book
+        entered = dict(entry_times)
+        step = _step(bot_id, report, order, fee, before, entry_times, source_type, now)
+        if conn.execute(_FILL_ORDER, step.order_values).rowcount != 1:
+            # Another writer filled it meanwhile: apply the fill to the row as it is now
+            # (re-read in this transaction, so it cannot move on again).
+            entry_times.clear()
+            entry_times.update(entered)
+            step = _step(bot_id, report, _ours(conn, bot_id, cid, fill_id), fee, before,
+                         entry_times, source_type, now)
+            conn.execute(_FILL_ORDER, step.order_values)
+        current[cid] = step.order
+        books[symbol] = step.book
         touched.add(symbol)
-        closed_pnl = None
-        if closed is not None:
-            entry_fees = instrument.commission_per_side * closed.qty
-            closed_pnl = closed.gross_pnl - fee * closed.qty / report.qty - entry_fees
-            conn.execute(trade_logs.insert(), dict(
-                id=new_id(), bot_id=bot_id, bot_instance_id=order.job_id or _any_job(conn, bot_id),
-                source_type=source_type, symbol=symbol, side=closed.side,
-                qty=closed.qty, entry_time=entry_times.get(symbol, report.at),
-                exit_time=report.at, entry_price=closed.entry_price, exit_price=report.price,
-                pnl=closed_pnl, fees=entry_fees + fee * closed.qty / report.qty,
-                exit_fill_id=report.fill_id, is_invalid=False, created_at=now))
-        if book.qty == 0:
-            entry_times.pop(symbol, None)
-        elif before.qty == 0 or (before.qty > 0) != (book.qty > 0):
-            entry_times[symbol] = report.at
-        applied.append(AppliedFill(report, book, closed_pnl, order))
+        if step.trade_row is not None:
+            _insert_trade(conn, bot_id, step.trade_row)
+        applied.append(AppliedFill(report, step.book, step.closed_pnl, step.order))
     for symbol in touched:  # one write per position, however many fills moved it
         save_book(conn, bot_id, symbol, books[symbol], now)
     return applied
@@ -198,22 +297,6 @@ def _ours(conn: Connection, bot_id: str, client_order_id: str, fill_id: str) -> 
         raise LookupError(f"fill {fill_id} is for an order this bot never sent: "
                           f"{client_order_id}")
     return stored_order(row)
-
-
-def _fill_order(conn: Connection, order: StoredOrder, report: FillReport,
-                now: datetime) -> StoredOrder | None:
-    """The order with this fill added, written only if the row still holds what `order`
-    says it does; None when it moved on (another writer filled it meanwhile)."""
-    filled = order.filled_qty + report.qty
-    avg = report.price if order.avg_fill_price is None else (
-        (order.avg_fill_price * order.filled_qty + report.price * report.qty) / filled)
-    status = status_for_fill(order.qty, filled)
-    moved = conn.execute(_FILL_ORDER, {
-        "oid": order.id, "was_filled": order.filled_qty, "now_filled": filled, "avg": avg,
-        "new_status": status.value, "boid": report.broker_order_id, "at": now}).rowcount
-    if moved != 1:
-        return None
-    return replace(order, filled_qty=filled, avg_fill_price=avg, status=status)
 
 
 def _any_job(conn: Connection, bot_id: str) -> str:

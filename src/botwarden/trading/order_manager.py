@@ -20,7 +20,7 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -120,6 +120,9 @@ class OrderManager:
         self.last_ctx: RiskContext | None = None
         self.deferred: list[quick_transitions.Deferred] | None = None  # inside transitions_deferred
         self.batch: bar_transaction.OneTransaction | None = None  # inside one_transaction
+        # Writes worked out in memory and owed to the store: a bar's fills (fill_intake),
+        # written by the next write that is not the bar's intents (bar_transaction).
+        self.pending: list[Callable[[Connection], None]] = []
 
     # ---- state ----
 
@@ -165,14 +168,12 @@ class OrderManager:
         self.last_ctx = ctx
         judged: list[tuple[StoredOrder, RiskVerdict]] = []
         refused: list[Placed] = []
-        late: list[quick_transitions.Deferred] = []
-        with self.write() as conn:
+        with self.write(intents=True) as conn:
             batch = self.batch
             gate = batch.gate if batch is not None and batch.gate is not None \
                 else store.fenced_gate(conn, self.bot_id, self.job_id)
-            if self.deferred:  # the bar's acknowledgements and cancels so far, with these
-                entries, self.deferred = self.deferred, []
-                late = quick_transitions.write_deferred(self, conn, entries)
+            if gate.max_contracts is not None:
+                bar_transaction.write_owed(self, conn)  # the account's count reads them
             rows = intents.Rows()
             for order in chain:
                 if gate.max_contracts is not None:
@@ -187,7 +188,6 @@ class OrderManager:
         bar_transaction.commit_early(self)  # persisted before sent
         for _ in judged:
             crashpoints.reached(crashpoints.ORDER_PERSISTED)
-        quick_transitions.settle_late(self, late)
         placed: list[Placed] = []
         for index, (stored, verdict) in enumerate(judged):
             status, applied = self._send(stored, with_bracket=not stored.reduce_only)
@@ -246,17 +246,18 @@ class OrderManager:
                     broker_order_id: str | None) -> bool:
         return quick_transitions.transition(self, client_order_id, status, broker_order_id)
 
-    def write(self) -> AbstractContextManager[Connection]:
-        """A write transaction that first stores the broker's held changes (bar_transaction);
-        inside `one_transaction`, that one."""
-        return bar_transaction.write(self)
+    def write(self, *, intents: bool = False) -> AbstractContextManager[Connection]:
+        """A write transaction that first stores the broker's held changes and the writes
+        owed (not for a bar's `intents`: those go first), bar_transaction; inside
+        `one_transaction`, that one."""
+        return bar_transaction.write(self, intents=intents)
 
     def one_transaction(self) -> AbstractContextManager[None]:
         """A runner's bar: its fills and intents in one transaction (bar_transaction)."""
         return bar_transaction.one_transaction(self)
 
     def transitions_deferred(self) -> AbstractContextManager[None]:
-        """A bar's decisions: acknowledgements and cancels written with the next intent."""
+        """A bar's decisions: acknowledgements and cancels written at the end, once sent."""
         return quick_transitions.deferred_scope(self)
 
     def settle(self, client_order_id: str, status: OrderStatus, **values: Any) -> None:

@@ -3,10 +3,11 @@ WORKING) and a cancel of a working order (to CANCELED), each guarded by the stat
 start from (order_store.record_transition).
 
 Inside `deferred_scope` (a runner's decisions on one bar) such a transition is held in
-memory and written with the next intent's transaction, or at the scope's end, so no
-transaction of its own stands between two orders of a bar. Until then the row shows the
-status before: after a crash the order is settled by asking the broker, as for any order
-whose answer was lost. A transition whose row has moved on is settled the long way.
+memory and written at the scope's end, after the bar's orders are sent, so no transaction
+of its own stands between the bar and its orders. Until then the row shows the status
+before (the broker's side of it is stored before: bar_transaction): after a crash the order
+is settled by asking the broker, as for any order whose answer was lost. A transition
+whose row has moved on is settled the long way.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class Deferred:
 
 def transition(manager: OrderManager, client_order_id: str, status: OrderStatus,
                broker_order_id: str | None) -> bool:
-    """Move a held order to WORKING or CANCELED in one statement (held for later inside
-    `deferred_scope`). False: not a quick case, take the long way (`OrderManager.settle`)."""
+    """Move a held order to WORKING or CANCELED in one statement (held for the scope's end
+    inside `deferred_scope`). False: not a quick case, take the long way (settle)."""
     current = manager.open.get(client_order_id)
     if current is None or current.status not in store.QUICK_TRANSITIONS.get(status, ()):
         return False
@@ -56,7 +57,7 @@ def transition(manager: OrderManager, client_order_id: str, status: OrderStatus,
 
 @contextmanager
 def deferred_scope(manager: OrderManager) -> Iterator[None]:
-    """Hold quick transitions until the next intent's transaction or the scope's end."""
+    """Hold quick transitions until the scope's end."""
     manager.deferred = []
     try:
         yield

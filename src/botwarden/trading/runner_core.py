@@ -122,7 +122,7 @@ class RunnerCore:
         one = TickBars(np.array([bar.ts], dtype=np.int64), ticks[:, 0], ticks[:, 1],
                        ticks[:, 2], ticks[:, 3], np.array([bar.volume], dtype=np.float64),
                        tick)
-        session = self.calendar.label(one.ts).session.astype(np.int64)
+        session = np.array([self.calendar.session_id(bar.ts)], dtype=np.int64)
         return int(self.strategy.run(one, self.state, session)[0])
 
     def market_facts(self, now: datetime, bar: Bar) -> MarketFacts:

@@ -331,29 +331,34 @@ class SimulatedBrokerCore(ABC):
                 if not self._holding and self._held:
                     self._save()
 
-    def write_held(self, conn: Connection) -> bool:
+    def write_held(self, conn: Connection, *, snapshot: bool = True) -> bool:
         """Store the held changes in `conn`'s open transaction; True if they went there, and
         then `held_lost()` is owed if that transaction does not commit. A store on another
-        database saves them on its own first (False)."""
+        database saves them on its own first (False). `snapshot=False`: a journal entry
+        even when a whole snapshot is due (the caller is on a hot path; a later save takes
+        the snapshot)."""
         with self._lock:
             if not self._held:
                 return False
             self._held = False
             joins = getattr(self.store, "writes_in", None)
             if joins is None or not joins(conn):
-                self._save(force=True)
+                self._save(force=True, snapshot=snapshot)
                 return False
-            self._save(conn)
+            self._save(conn, snapshot=snapshot)
             return True
 
     def held_lost(self) -> None:
-        """The transaction that took the held changes did not commit: reload the book."""
+        """The transaction that took the held changes did not commit (or the caller's work
+        on them failed): forget them, reload the book."""
         with self._lock:
             self._stale = True
+            self._held = False
 
-    def _save(self, conn: Connection | None = None, *, force: bool = False) -> None:
+    def _save(self, conn: Connection | None = None, *, force: bool = False,
+              snapshot: bool = True) -> None:
         """Store the book's changes: in `conn`'s transaction if given; held inside
-        `holding_changes` unless `force`d."""
+        `holding_changes` unless `force`d; a whole snapshot when one is due (and allowed)."""
         if self._holding and conn is None and not force:
             self._held = True
             return
@@ -362,7 +367,8 @@ class SimulatedBrokerCore(ABC):
         state.revision = expected + 1
         joined = {} if conn is None else {"conn": conn}
         try:
-            if expected == 0 or self._changes_since_snapshot >= self.snapshot_every:
+            if expected == 0 or (snapshot
+                                 and self._changes_since_snapshot >= self.snapshot_every):
                 state.compact(self.history_limit)
                 self.store.save(self.account_key, state.to_json(), expected, **joined)
                 state.mark_saved()
