@@ -1,9 +1,11 @@
 """Bar-to-order latency inside a runner: from the moment a bar is handed to
 `RunnerCore.on_bar` until the paper broker's `submit` returned, the order's intent
-persisted before it (the order manager's transaction, risk check inside) included.
+persisted before it (the bar's transaction: the broker's match, the risk check, the intents'
+traces and rows, committed) included. The bar's fills are written after its orders are sent
+(fill_intake), so they are not in the samples.
 
     uv run python bench/runner_latency_bench.py [--bars 1500] [--pg-url postgresql://...]
-                                                [--scenarios bracket,plain]
+                                                [--scenarios bracket,plain] [--speed 1200]
 
 A PAPER bot (sma_cross fast=1 slow=2, the runner tests' limits: 1 contract; a capital so
 large that the post-trade monitor's loss bands never stop it) runs as a real RUNNER job in
@@ -14,17 +16,20 @@ nearly every bar: an exit and an entry, about 1.9 orders a bar. Scenario `bracke
 carry the runner tests' stop-loss (12 ticks) and profit target (24 ticks), so each reversal
 first adopts the last entry's two legs and cancels them; `plain`: no bracket. SQLite: a
 temporary file; PostgreSQL (--pg-url): a database made for each run on that server and
-dropped after it.
+dropped after it. Unpaced by default (bars back to back, the runner state saved with each:
+the most samples a second, on warm CPU caches); `--speed` paces the replay as a live runner
+is paced (1200: twenty 1-minute bars a second), each bar then starting on colder caches.
 
 Instrumentation only (no production code changed): the bench wraps, on their classes,
 `RunnerCore.on_bar` (the bar hand-off), the paper broker's calls and book saves, the order
-manager's steps and its `write_transaction`, timing each with time.perf_counter_ns (and
-the thread's CPU time). A sample is one order: its submit's return minus its bar's
-hand-off. Printed per backend and scenario: p50/p99/max over every order and over the
-first order of each bar; the intent transaction's and the submit's share; every step's
-exclusive time before the submit returned; transactions per bar; drift from the first to
-the last tenth of the run; per bar, outside the samples, the runner-state save after
-on_bar and the kill-state read after it; the load average. Target: p99 < 2 ms.
+manager's steps, its transactions (the bar's BEGIN and COMMIT apart) and every statement's
+time in the database driver, timing each with time.perf_counter_ns (and the thread's CPU
+time). A sample is one order: its submit's return minus its bar's hand-off. Printed per
+backend and scenario: p50/p99/max over every order and over the first order of each bar;
+every step's exclusive time before the submit returned ("other": what no label covers,
+the order manager's and the runner's own Python); transactions per bar; drift from the
+first to the last tenth of the run; per bar, outside the samples, the runner-state save
+after on_bar and the kill-state read after it; the load average. Target: p99 < 2 ms.
 """
 
 from __future__ import annotations
@@ -276,7 +281,7 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
 
 
 def run(label: str, url: str, data_dir: Path, recorder: Recorder, bracket: bool,
-        ) -> dict[str, Any]:
+        speed: float | None = None) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from tests.trading.runner_support import (
         first_bar_iso,
@@ -294,7 +299,7 @@ def run(label: str, url: str, data_dir: Path, recorder: Recorder, bracket: bool,
         if not bracket:
             risk.update(stop_loss_ticks=None, profit_target_ticks=None)
         account_id, bot_id = make_bot(engine, params=PARAMS, risk=risk)
-        payload = runner_payload(bot_id, start=first_bar_iso(settings))
+        payload = runner_payload(bot_id, start=first_bar_iso(settings), speed=speed)
         ctx = runner_context(engine, settings, account_id, bot_id, payload)
         freeze_startup_heap()  # as the worker processes do once started
         load_before = os.getloadavg()
@@ -349,8 +354,8 @@ def report(outcome: dict[str, Any], recorder: Recorder) -> None:
           "costs without waiting for a core or the database)")
     n, total = len(samples), sum(s.wall for s in samples)
     total_cpu = sum(s.cpu for s in samples)
-    for label, name in (("intent transaction", "intent transaction (risk check inside)"),
-                        ("broker submit", "broker submit (paper book saved)")):
+    for label, name in (("bar transaction: COMMIT", "the bar transaction's commit"),
+                        ("broker submit", "broker submit (book change held)")):
         spent = sum(s.steps[label].inclusive for s in samples if label in s.steps)
         print(f"  {name:<44} {spent / n / 1e3:8.1f} us per order, {spent / total:6.1%} "
               "of bar-to-order (inclusive)")
@@ -374,7 +379,7 @@ def report(outcome: dict[str, Any], recorder: Recorder) -> None:
             return sum(sum(b.get(k, 0) for k in labels) for b in bars) / len(bars)
 
         manager_tx = tuple({k for b in bars for k in b if k.endswith(": tx")}
-                           | {"intent transaction"})
+                           | {"intent transaction", "bar transaction: BEGIN"})
         print(f"  a bar with orders: {per_bar(manager_tx):.1f} order manager transactions, "
               f"{per_bar(('paper book save', 'paper book change saved')):.1f} paper book "
               f"saves, then 1 runner state save; {per_bar(('broker submit',)):.1f} submits, "
@@ -420,6 +425,9 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=1500,
                         help="bars replayed (about 1.9 orders each)")
     parser.add_argument("--pg-url", help="a PostgreSQL server (any database on it)")
+    parser.add_argument("--speed", type=float, default=None,
+                        help="replay speed (60: one 1-minute bar a second); default: unpaced, "
+                             "bars back to back and the runner state saved with each")
     parser.add_argument("--scenarios", default="bracket,plain",
                         help="bracket: entries carry a stop-loss and a profit target (each "
                              "reversal cancels both legs first); plain: no bracket")
@@ -441,7 +449,7 @@ def main() -> None:
                     undo = instrument(recorder)
                     try:
                         outcome = run(f"{label}, {scenario}", url, data_dir, recorder,
-                                      bracket=scenario == "bracket")
+                                      bracket=scenario == "bracket", speed=args.speed)
                     finally:
                         undo()
                     report(outcome, recorder)

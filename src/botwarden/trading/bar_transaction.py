@@ -61,9 +61,9 @@ class OneTransaction:
             scope.__exit__(type(error), error, error.__traceback__)
 
 
-def _write_held(manager: OrderManager, conn: Connection, *, snapshot: bool = True) -> bool:
+def _write_held(manager: OrderManager, conn: Connection, *, hot: bool = False) -> bool:
     write_held = getattr(manager.broker, "write_held", None)
-    return bool(write_held(conn, snapshot=snapshot)) if write_held is not None else False
+    return bool(write_held(conn, hot=hot)) if write_held is not None else False
 
 
 def _held_lost(manager: OrderManager) -> None:
@@ -135,8 +135,8 @@ def _end(manager: OrderManager, batch: OneTransaction, error: BaseException | No
     try:
         if error is None and owed and manager.pending:
             write_owed(manager, batch.connection())
-        if error is None and batch.opened:  # a snapshot waits for a write off the hot path
-            _write_held(manager, batch.connection(), snapshot=owed)
+        if error is None and batch.opened:  # before the orders are sent: the hot path
+            _write_held(manager, batch.connection(), hot=not owed)
         batch.end(error)
     except BaseException:
         _held_lost(manager)

@@ -94,9 +94,27 @@ def test_a_snapshot_due_on_a_hot_path_waits_for_the_next_save(engine: Engine) ->
     with broker.holding_changes():
         broker.submit(limit("d", Side.BUY, 87))
         with write_transaction(engine) as conn:
-            assert broker.write_held(conn, snapshot=False)
+            assert broker.write_held(conn, hot=True)
         assert _journal(engine) == 3  # still a change: the snapshot waits
         broker.submit(limit("e", Side.BUY, 86))
     assert _journal(engine) == 0  # the scope's end took it
     reloaded = PaperBroker("s", SqlStateStore(engine))
     assert [o.client_order_id for o in reloaded.open_orders()] == ["a", "b", "c", "d", "e"]
+
+
+def test_a_hot_write_leaves_the_trimming_to_the_next_save(engine: Engine) -> None:
+    broker = PaperBroker("trim", SqlStateStore(engine), history_limit=1)
+    broker.submit(limit("a", Side.BUY, 90))
+    broker.cancel("a")  # finished: the one the book remembers
+    with broker.holding_changes():
+        broker.submit(limit("b", Side.BUY, 89))
+        broker.cancel("b")  # a second finished order: one over the limit
+        with write_transaction(engine) as conn:
+            assert broker.write_held(conn, hot=True)
+        assert broker.query_order("a") is not None  # not trimmed on the hot path
+        broker.submit(limit("c", Side.BUY, 88))
+    assert broker.query_order("a") is None  # the scope's end trimmed it
+    reloaded = PaperBroker("trim", SqlStateStore(engine), history_limit=1)
+    assert reloaded.query_order("a") is None
+    assert [o.client_order_id for o in reloaded.open_orders()] == ["c"]
+    assert reloaded.query_order("b") is not None
