@@ -1,11 +1,15 @@
 """Fills into our book: each broker fill applied once, with the order's filled quantity, the
 position (exact FIFO lots) and the trade log row, in the caller's transaction.
 
-The runner calls this on every bar that fills, so it keeps round trips few: the caller may
-pass the orders it already holds (`known`) and the position it read with its fence
-(`fresh_books`). What it holds can be stale only if another writer (a reconcile) touched the
-same order in between: the order's update is guarded by the filled quantity it expects, and
-a miss re-reads the row and applies the fill to what is really there.
+`apply_fills` keeps round trips few: the caller may pass the orders it already holds
+(`known`) and the position it read with its fence (`fresh_books`). What it holds can be
+stale only if another writer (a reconcile) touched the same order in between: the order's
+update is guarded by the filled quantity it expects, and a miss re-reads the row and
+applies the fill to what is really there.
+
+`plan_new_fills` is the runner's bar path, for fills none of which was applied before (a
+simulated broker's match): the same arithmetic (`_step`) on what the caller holds, the
+statements kept for later (`FillPlan.write`, whose guarded updates fail loudly on a miss).
 """
 
 from __future__ import annotations

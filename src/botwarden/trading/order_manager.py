@@ -16,6 +16,11 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 - a timeout makes it UNRESOLVED: the broker is asked for the client id, never sent blindly;
 - a disconnect (nothing reached the broker) is retried with the same client id, and left
   PENDING for `resolve_open` when the broker stays away.
+
+`place_chain` does this for orders meant to go one after another (a reversal's exit, then
+its entry): all judged and persisted in one transaction, each sent only if the one before
+went. A runner's bar (`one_transaction`, bar_transaction) commits the broker's match and
+the bar's intents before its first order is sent, and writes the bar's fills after.
 """
 
 from __future__ import annotations
