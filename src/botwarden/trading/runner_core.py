@@ -161,6 +161,7 @@ class RunnerCore:
             applied = self.manager.on_fills(reports, new=self.fresh_fills)
             if self.manager.unsettled:
                 applied += self.manager.resolve_open()
+            self._roll_day(bar.at)  # the bar's fills count for the bar's trading day
             self._note_fills(applied)
             target = self.target_for(bar)
             self.last_bar = bar
@@ -239,11 +240,7 @@ class RunnerCore:
     def _figures(self, now: datetime, bar: Bar) -> tuple[Decimal, Decimal]:
         """(daily PnL, equity) at `now`, marked at the bar's close; rolls the trading day."""
         money = self.money
-        session = self._session_of(now)
-        if session != money.session:
-            money.realized_before_today += money.daily_realized
-            money.daily_realized = Decimal(0)
-            money.session = session
+        self._roll_day(now)
         book = self.manager.books.get(self.instrument.symbol)
         unrealized = Decimal(0)
         if book is not None and book.qty:
@@ -272,6 +269,16 @@ class RunnerCore:
         if verdict.trading_state is not TradingState.ACTIVE:
             return True
         return self.limits is not None and -daily_pnl >= self.limits.max_daily_loss_usd
+
+    def _roll_day(self, when: datetime) -> None:
+        """Start the trading day of `when` (its session; NO_SESSION while closed) if the
+        figures are still on another: what was realised moves to the days before."""
+        money = self.money
+        session = self._session_of(when)
+        if session != money.session:
+            money.realized_before_today += money.daily_realized
+            money.daily_realized = Decimal(0)
+            money.session = session
 
     def _session_of(self, when: datetime) -> int:
         day = self.calendar.session_of(when)

@@ -1,0 +1,70 @@
+"""RunnerCore's own figures: a fill on a session's first bar counts for that session's day,
+not for the day before (the daily loss limit and the bands read the day's figure)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from botwarden.data.calendar import get_calendar
+from botwarden.data.providers.base import Bar
+from botwarden.domain.instruments import get_instrument
+from botwarden.domain.ledger import Book
+from botwarden.domain.trading import Side
+from botwarden.research.strategies import build_strategy
+from botwarden.trading.brokers.base import FillReport
+from botwarden.trading.fill_ledger import AppliedFill
+from botwarden.trading.runner_core import Money, RunnerCore
+
+
+class HeldFills:
+    """The order manager as RunnerCore sees it on a bar without orders: these fills come."""
+
+    def __init__(self, fills: list[AppliedFill]) -> None:
+        self.fills = fills
+        self.books: dict[str, Book] = {}
+        self.unsettled = False
+
+    def on_fills(self, reports: Sequence[FillReport], *, new: bool = False) -> list[Any]:
+        fills, self.fills = self.fills, []
+        return fills
+
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def transitions_deferred(self) -> Iterator[None]:
+        yield
+
+    def position(self, symbol: str) -> int:
+        return 0
+
+
+def _bar(at: datetime) -> Bar:
+    return Bar("MES", "1m", int(at.timestamp() * 1e9), 5000.0, 5001.0, 4999.0, 5000.0, 10.0)
+
+
+def test_a_fill_on_a_sessions_first_bar_counts_for_that_day() -> None:
+    calendar = get_calendar()
+    first_bar = calendar.next_open(datetime(2026, 3, 3, 22, 30, tzinfo=UTC))
+    day_before = calendar.session_of(first_bar - timedelta(hours=2))
+    assert day_before is not None and calendar.session_of(first_bar) != day_before
+    exit_fill = FillReport("f-1", "exit-1", "b-1", "MES", Side.SELL, 1, Decimal("5000"),
+                           Decimal("0.62"), first_bar)
+    manager = HeldFills([AppliedFill(exit_fill, Book(), Decimal("12.50"))])
+    money = Money(capital=Decimal(50_000), realized_before_today=Decimal(100),
+                  daily_realized=Decimal(-30), equity_peak=Decimal(50_070),
+                  account_equity=Decimal(50_000), account_peak=Decimal(50_000),
+                  session=day_before.toordinal())
+    core = RunnerCore("bot-1", build_strategy("sma_cross", {"fast": 1, "slow": 2}),
+                      get_instrument("MES"), calendar, manager, None,  # type: ignore[arg-type]
+                      money)
+    core.on_bar(_bar(first_bar), lambda _bar: [exit_fill])
+    assert money.daily_realized == Decimal("12.50")  # the new day's, from its first bar
+    assert money.realized_before_today == Decimal(70)  # the day before closed at -30
+    session = calendar.session_of(first_bar)
+    assert session is not None and money.session == session.toordinal()
