@@ -150,3 +150,16 @@ def test_types_without_a_handler_are_refused(engine: Engine, settings: Settings)
     with pytest.raises(ValueError, match="SWEEP"):
         Worker(settings, engine=engine, registry=install(HandlerRegistry()),
                types=[JobType.SWEEP])
+
+
+def test_a_workers_postgresql_pool_holds_a_connection_per_runner_slot_up_to_a_cap() -> None:
+    from botwarden.workers.worker import RUNNER_POOL_CAP, worker_engine
+
+    settings = Settings(database_url="postgresql://botwarden@127.0.0.1:1/none")
+    engines = [worker_engine(settings, 4), worker_engine(settings, 4, runner_slots=10),
+               worker_engine(settings, 4, runner_slots=250)]
+    try:  # sized, never connected
+        assert [e.pool.size() for e in engines] == [8, 18, 8 + RUNNER_POOL_CAP]  # type: ignore[attr-defined]
+    finally:
+        for engine in engines:
+            engine.dispose()

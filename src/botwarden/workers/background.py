@@ -52,7 +52,8 @@ def start_background(
     of this process; `handle.stop()` stops both gracefully. The API server calls this on
     start-up when `run_workers` is on; `botwarden worker` uses it too."""
     load_modules(handler_modules)
-    engine = worker_engine(settings, concurrency or settings.worker_concurrency)
+    engine = worker_engine(settings, concurrency or settings.worker_concurrency,
+                           settings.worker_runner_slots if with_worker else 0)
     worker = None
     if with_worker:
         worker = Worker(settings, engine=engine, types=types, concurrency=concurrency)

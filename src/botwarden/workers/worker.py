@@ -41,13 +41,24 @@ from botwarden.workers.registry import HandlerRegistry, handlers
 log = get_logger("botwarden.workers")
 
 
-def worker_engine(settings: Settings, concurrency: int) -> Engine:
-    """An engine sized for a worker's threads. No ping before each checkout: it would add
-    a round trip to every transaction, and a dropped connection fails one write, which the
-    loops survive, then the pool replaces it."""
+# A fleet's runners get their bars at the same moment, and a runner waiting for a pooled
+# connection is a runner late with its bar: the pool holds one per runner slot, up to this
+# many (and as many again in overflow). 500 paper runners on 2 worker processes kept their
+# bars on time on PostgreSQL with it (bench/runner_capacity_bench.py); with 8 + 20 they did
+# not (bar lag p99 3 s). The server must allow workers x (threads + 4 + 2 x 32) connections.
+RUNNER_POOL_CAP = 32
+
+
+def worker_engine(settings: Settings, concurrency: int, runner_slots: int = 0) -> Engine:
+    """An engine sized for a worker's threads: its short-job threads and runner slots
+    (RUNNER_POOL_CAP). No ping before each checkout: it would add a round trip to every
+    transaction, and a dropped connection fails one write, which the loops survive, then
+    the pool replaces it."""
     if settings.is_sqlite:
         return make_engine(settings.database_url, background_checkpoint=True)
-    return make_engine(settings.database_url, pool_size=concurrency + 4, pool_pre_ping=False)
+    runners = min(runner_slots, RUNNER_POOL_CAP)
+    return make_engine(settings.database_url, pool_size=concurrency + 4 + runners,
+                       max_overflow=runners + 8, pool_pre_ping=False)
 
 
 class Worker:
@@ -78,7 +89,8 @@ class Worker:
         self._rng = rng or random.Random()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._owns_engine = engine is None
-        self.engine = engine or worker_engine(settings, self.concurrency)
+        self.engine = engine or worker_engine(settings, self.concurrency,
+                                              self.runner_slots if self.long_types else 0)
         self._lock = threading.Lock()
         self._held: dict[str, JobContext] = {}  # claimed and not yet written off
         self._finished: list[job_store.Completion] = []  # waiting for the dispatcher
