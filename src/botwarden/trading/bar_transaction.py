@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -34,9 +34,6 @@ class OneTransaction:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # The bot's gate and fence as read in it (`order_store.fenced_gate`): the transaction
-        # holds the write lock (SQLite) or the rows (PostgreSQL), so it stays true in it.
-        self.gate: Any = None
         self._scope: AbstractContextManager[Connection] | None = None
         self._conn: Connection | None = None
 
@@ -135,8 +132,13 @@ def _end(manager: OrderManager, batch: OneTransaction, error: BaseException | No
     try:
         if error is None and owed and manager.pending:
             write_owed(manager, batch.connection())
-        if error is None and batch.opened:  # before the orders are sent: the hot path
+        if error is None and batch.opened:  # not `owed`: committed early, orders waiting
             _write_held(manager, batch.connection(), hot=not owed)
+    except BaseException as failed:
+        batch.end(failed)  # rolled back, not left open
+        _held_lost(manager)
+        raise
+    try:
         batch.end(error)
     except BaseException:
         _held_lost(manager)

@@ -55,14 +55,8 @@ def take_fills(manager: OrderManager, reports: Sequence[FillReport], *, new: boo
         if new and manager.batch is not None else None
     if applied is None:
         with manager.write() as conn:
-            # The fence and the stored position in one read: what the fills start from. In
-            # a bar's one transaction the gate comes with them, for the bar's intents.
-            batch = manager.batch
-            if batch is not None and manager.job_id is not None:
-                batch.gate, book = ledger.gate_and_book(conn, manager.bot_id, manager.job_id,
-                                                        symbol)
-            else:
-                book = ledger.fence_and_book(conn, manager.bot_id, manager.job_id, symbol)
+            # The fence and the stored position in one read: what the fills start from.
+            book = ledger.fence_and_book(conn, manager.bot_id, manager.job_id, symbol)
             record_exits(manager, conn, asked, now)
             applied = ledger.apply_fills(conn, manager.bot_id, reports,
                                          source_type=manager.source_type,

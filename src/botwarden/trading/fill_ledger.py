@@ -32,7 +32,6 @@ from botwarden.trading.brokers.base import FillReport
 from botwarden.trading.order_store import (
     FenceLost,
     StoredOrder,
-    fenced_gate,
     fills,
     orders,
     positions,
@@ -93,12 +92,6 @@ def _book(row: Any) -> Book:
 
 def load_book(conn: Connection, bot_id: str, symbol: str) -> Book:
     return _book(conn.execute(_BOOK_OF, {"bot_id": bot_id, "symbol": symbol}).first())
-
-
-def gate_and_book(conn: Connection, bot_id: str, job_id: str, symbol: str) -> tuple[Any, Book]:
-    """`order_store.fenced_gate` and the position of `symbol` as stored, in one query."""
-    row = fenced_gate(conn, bot_id, job_id, symbol)
-    return row, _book(row)
 
 
 def fence_and_book(conn: Connection, bot_id: str, job_id: str | None, symbol: str) -> Book:

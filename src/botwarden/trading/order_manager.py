@@ -174,9 +174,7 @@ class OrderManager:
         judged: list[tuple[StoredOrder, RiskVerdict]] = []
         refused: list[Placed] = []
         with self.write(intents=True) as conn:
-            batch = self.batch
-            gate = batch.gate if batch is not None and batch.gate is not None \
-                else store.fenced_gate(conn, self.bot_id, self.job_id)
+            gate = store.fenced_gate(conn, self.bot_id, self.job_id)
             if gate.max_contracts is not None:
                 bar_transaction.write_owed(self, conn)  # the account's count reads them
             rows = intents.Rows()

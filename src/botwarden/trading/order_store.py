@@ -159,31 +159,13 @@ _GATE_FENCED = (
 _GATE_FENCED_LOCKED = _GATE_FENCED.with_for_update(of=[runner_states, bots])
 
 
-# ... and the position of one symbol: a runner's bar transaction starts with all three.
-_GATE_FENCED_BOOK = (
-    sa.select(*_GATE_FENCED.selected_columns, positions.c.qty, positions.c.lots,
-              positions.c.realized_pnl, positions.c.fees)
-    .select_from(bots.join(accounts, accounts.c.id == bots.c.account_id)
-                 .join(runner_states, runner_states.c.bot_id == bots.c.id)
-                 .outerjoin(positions, sa.and_(positions.c.bot_id == bots.c.id,
-                                               positions.c.symbol == sa.bindparam("symbol"))))
-    .where(bots.c.id == sa.bindparam("bot_id")))
-_GATE_FENCED_BOOK_LOCKED = _GATE_FENCED_BOOK.with_for_update(of=[runner_states, bots])
-
-
-def fenced_gate(conn: Connection, bot_id: str, job_id: str | None,
-                symbol: str | None = None) -> Any:
-    """`check_fence` then `bot_gate`, in one query when there is a fence to check; with a
-    `symbol` (and a fence), the row carries that position's columns too."""
+def fenced_gate(conn: Connection, bot_id: str, job_id: str | None) -> Any:
+    """`check_fence` then `bot_gate`, in one query when there is a fence to check."""
     if job_id is None:
         check_fence(conn, bot_id, None)
         return bot_gate(conn, bot_id)
-    locked = conn.dialect.name == "postgresql"
-    if symbol is None:
-        query = _GATE_FENCED_LOCKED if locked else _GATE_FENCED
-    else:
-        query = _GATE_FENCED_BOOK_LOCKED if locked else _GATE_FENCED_BOOK
-    row = conn.execute(query, {"bot_id": bot_id, "symbol": symbol}).first()
+    query = _GATE_FENCED_LOCKED if conn.dialect.name == "postgresql" else _GATE_FENCED
+    row = conn.execute(query, {"bot_id": bot_id}).first()
     if row is None or row.fence_owner != job_id:
         owner = None if row is None else row.fence_owner
         raise FenceLost(f"runner state of bot {bot_id} is owned by job {owner}")
