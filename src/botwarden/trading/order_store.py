@@ -267,14 +267,6 @@ def trace_row(bot_id: str, job_id: str | None, *, kind: str, bar_time: datetime 
                 decision=decision, reason_code=reason_code, detail=detail, created_at=now)
 
 
-def insert_trace(conn: Connection, bot_id: str, job_id: str | None, *, kind: str,
-                 bar_time: datetime | None, decision: str, reason_code: str | None,
-                 detail: dict[str, Any], now: datetime) -> None:
-    conn.execute(_INSERT_TRACE, trace_row(bot_id, job_id, kind=kind, bar_time=bar_time,
-                                          decision=decision, reason_code=reason_code,
-                                          detail=detail, now=now))
-
-
 def insert_intents(conn: Connection, trace_rows: list[dict[str, Any]],
                    order_rows: list[dict[str, Any]]) -> None:
     """Decision traces and order rows (`trace_row`, `order_row`), one statement each."""

@@ -192,7 +192,6 @@ class RunnerCore:
         wanted = 0 if (self.latched or flatten) else wanted_side * self.size
         symbol = self.instrument.symbol
         position = self.manager.position(symbol)
-        placed: list[Placed] = []
         stamp = f"{self.bot_id[:20]}-{int(next_open.timestamp())}"
         # The risk context costs calendar and event lookups: built only for a bar that orders.
         needs_order = (position != 0 and (wanted == 0 or (wanted > 0) != (position > 0))) \
@@ -211,10 +210,10 @@ class RunnerCore:
         if position == 0 and wanted != 0:
             chain.append(NewOrder(f"{stamp}-e", symbol, Side.BUY if wanted > 0 else Side.SELL,
                                   abs(wanted), OrderType.MARKET, reason="SIGNAL"))
-        if chain:
-            assert ctx is not None
-            placed += self._place(chain, ctx)
-        return placed
+        if not chain:
+            return []
+        assert ctx is not None
+        return self._place(chain, ctx)
 
     def _place(self, chain: list[NewOrder], ctx: RiskContext) -> list[Placed]:
         """The exit (if any), then the entry (if any): persisted together, the entry sent
