@@ -24,6 +24,7 @@ from botwarden.domain.orders import OPEN, can_transition
 from botwarden.domain.trading import OrderStatus, OrderType, Side
 from botwarden.ids import new_id
 from botwarden.store.db import write_transaction
+from botwarden.store.hot_sql import HotStatement
 from botwarden.store.models import (
     Account,
     Bot,
@@ -157,6 +158,7 @@ _GATE_FENCED = (
 # intent being judged to commit, and an intent judged after the kill's UPDATE waits for it
 # and sees the bot killed; otherwise an intent read just before a kill could commit after it.
 _GATE_FENCED_LOCKED = _GATE_FENCED.with_for_update(of=[runner_states, bots])
+_GATE_HOT = {"postgresql": HotStatement(_GATE_FENCED_LOCKED), "sqlite": HotStatement(_GATE_FENCED)}
 
 
 def fenced_gate(conn: Connection, bot_id: str, job_id: str | None) -> Any:
@@ -164,8 +166,7 @@ def fenced_gate(conn: Connection, bot_id: str, job_id: str | None) -> Any:
     if job_id is None:
         check_fence(conn, bot_id, None)
         return bot_gate(conn, bot_id)
-    query = _GATE_FENCED_LOCKED if conn.dialect.name == "postgresql" else _GATE_FENCED
-    row = conn.execute(query, {"bot_id": bot_id}).first()
+    row = _GATE_HOT[conn.dialect.name].first(conn, {"bot_id": bot_id})
     if row is None or row.fence_owner != job_id:
         owner = None if row is None else row.fence_owner
         raise FenceLost(f"runner state of bot {bot_id} is owned by job {owner}")
@@ -219,8 +220,9 @@ _INSERT_IF_ABSENT = {
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
 
 
-_INSERT_TRACE = traces.insert()
+_INSERT_TRACE = HotStatement(traces.insert())
 _INSERT_ORDER = orders.insert()
+_INSERT_ORDERS = HotStatement(_INSERT_ORDER)
 
 
 def order_row(bot_id: str, job_id: str | None, order: NewOrder, *, broker: str, mode: str,
@@ -270,9 +272,9 @@ def trace_row(bot_id: str, job_id: str | None, *, kind: str, bar_time: datetime 
 def insert_intents(conn: Connection, trace_rows: list[dict[str, Any]],
                    order_rows: list[dict[str, Any]]) -> None:
     """Decision traces and order rows (`trace_row`, `order_row`), one statement each."""
-    for statement, rows in ((_INSERT_TRACE, trace_rows), (_INSERT_ORDER, order_rows)):
+    for statement, rows in ((_INSERT_TRACE, trace_rows), (_INSERT_ORDERS, order_rows)):
         if rows:
-            conn.execute(statement, rows[0] if len(rows) == 1 else rows)
+            statement.execute(conn, rows[0] if len(rows) == 1 else rows)
 
 
 def set_status(conn: Connection, client_order_id: str, status: OrderStatus, *, now: datetime,

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from botwarden.clock import Clock, utcnow
 from botwarden.store.db import write_transaction
+from botwarden.store.hot_sql import HotStatement
 from botwarden.store.models.trading import PaperBrokerJournal as Journal
 from botwarden.store.models.trading import PaperBrokerState as Row
 
@@ -68,7 +69,8 @@ _MOVE_HEAD = (sa.update(Row)
               .values(revision=sa.bindparam("head"),
                       updated_at=sa.bindparam("at", type_=Row.__table__.c.updated_at.type)))
 _SNAPSHOT = _MOVE_HEAD.values(state=sa.bindparam("snapshot", type_=Row.__table__.c.state.type))
-_ADD_CHANGE = sa.insert(Journal)
+_ADD_CHANGE = HotStatement(sa.insert(Journal))
+_MOVE_HEAD_HOT = HotStatement(_MOVE_HEAD)
 _DROP_CHANGES = sa.delete(Journal).where(Journal.account_key == sa.bindparam("key"),
                                          Journal.revision <= sa.bindparam("upto"))
 
@@ -115,11 +117,11 @@ class SqlStateStore:
         with self._transaction(account_key, expected_revision, conn) as tx:
             head = int(change["revision"])
             now = self.clock()
-            moved = tx.execute(_MOVE_HEAD, {"key": account_key, "expected": expected_revision,
-                                            "head": head, "at": now})
-            if moved.rowcount != 1:
+            moved = _MOVE_HEAD_HOT.execute(tx, {"key": account_key, "expected": expected_revision,
+                                                "head": head, "at": now})
+            if moved != 1:
                 raise _conflict(account_key, expected_revision)
-            tx.execute(_ADD_CHANGE, {"account_key": account_key, "revision": head,
+            _ADD_CHANGE.execute(tx, {"account_key": account_key, "revision": head,
                                      "delta": change, "created_at": now})
 
     def writes_in(self, conn: Connection) -> bool:
