@@ -45,28 +45,32 @@ class _Prepared:
 
 
 class HotStatement:
-    """An INSERT, UPDATE, DELETE or SELECT whose every parameter the caller passes (a
-    column's Python-side default is not applied here: a statement that would need one is
-    refused when it is prepared, as is an expanding IN)."""
+    """An INSERT, UPDATE, DELETE or SELECT. One that needs more than compiled SQL and bound
+    values (a column's Python-side default the caller left out, an expanding IN) runs
+    through SQLAlchemy's own execution instead (the rowcount is then SQLAlchemy's)."""
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._prepared: dict[tuple[str, tuple[str, ...]], _Prepared] = {}
+        self._prepared: dict[tuple[str, tuple[str, ...]], _Prepared | None] = {}
 
     def execute(self, conn: Connection, rows: Row | Sequence[Row]) -> int:
         """Run once for a mapping, or once per row for a sequence (the driver's
         executemany). Returns the driver's rowcount."""
-        return int(self._run(conn, rows, lambda cursor, _prepared: cursor.rowcount))
+        return int(self._run(conn, rows, query=False))
 
     def first(self, conn: Connection, params: Row) -> Any:
         """A query's first row (a named tuple of converted values), or None."""
-        return self._run(conn, params, self._first_row)
+        return self._run(conn, params, query=True)
 
-    def _run(self, conn: Connection, rows: Row | Sequence[Row],
-             outcome: Callable[[Any, _Prepared], Any]) -> Any:
+    def _run(self, conn: Connection, rows: Row | Sequence[Row], *, query: bool) -> Any:
         batch: Sequence[Row] | None = None if isinstance(rows, Mapping) else rows
+        if batch is not None and not batch:
+            return 0  # no rows: nothing to run
         first = rows if isinstance(rows, Mapping) else rows[0]
         prepared = self._prepare(conn.dialect, tuple(first))
+        if prepared is None:
+            result = conn.execute(self.statement, rows)
+            return result.first() if query else result.rowcount
         dbapi = conn.dialect.loaded_dbapi
         args: Any = rows
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -77,19 +81,18 @@ class HotStatement:
             else:
                 args = prepared.args(first)
                 cursor.execute(prepared.sql, args)
-            return outcome(cursor, prepared)
+            return self._first_row(cursor, prepared) if query else cursor.rowcount
         except Exception as error:  # a driver's error, or a value its type refused
             raise exc.DBAPIError.instance(prepared.sql, args, error, dbapi.Error,
                                           dialect=conn.dialect) from error
         finally:
             cursor.close()
 
-    def _prepare(self, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
+    def _prepare(self, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared | None:
         key = (dialect.name, keys)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            prepared = self._prepared[key] = _prepare(self.statement, dialect, keys)
-        return prepared
+        if key not in self._prepared:
+            self._prepared[key] = _prepare(self.statement, dialect, keys)
+        return self._prepared[key]
 
     def _first_row(self, cursor: Any, prepared: _Prepared) -> Any:
         raw = cursor.fetchone()
@@ -108,7 +111,9 @@ class HotStatement:
             for value, conv in zip(raw, prepared.row_convert, strict=True))
 
 
-def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
+def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...],
+             ) -> _Prepared | None:
+    """None: the statement needs SQLAlchemy's execution with these keys."""
     compiled = statement.compile(  # type: ignore[attr-defined]
         dialect=dialect, column_keys=list(keys))
     if compiled.positional:
@@ -119,7 +124,6 @@ def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> 
     for name in names:
         bind = compiled.binds[name]
         if bind.expanding or name not in keys:
-            raise ValueError(f"parameter {name!r} needs SQLAlchemy's own execution (an "
-                             f"expanding or defaulted parameter): {statement}")
+            return None
         convert.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
     return _Prepared(compiled.string, names, tuple(convert), compiled.positional, dialect)

@@ -28,6 +28,7 @@ from botwarden.domain.instruments import get_instrument
 from botwarden.domain.ledger import Book, apply_fill
 from botwarden.domain.orders import status_for_fill
 from botwarden.ids import new_id
+from botwarden.store.hot_sql import HotStatement
 from botwarden.trading.brokers.base import FillReport
 from botwarden.trading.order_store import (
     FenceLost,
@@ -45,9 +46,9 @@ _NEW_FILLS = {
     name: dialect.insert(fills).on_conflict_do_nothing(index_elements=[fills.c.fill_id])
     .returning(fills.c.fill_id)
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
-_INSERT_FILLS = fills.insert()
-_INSERT_TRADE = trade_logs.insert()
-_FILL_ORDER = (orders.update()
+_INSERT_FILLS = HotStatement(fills.insert())
+_INSERT_TRADE = HotStatement(trade_logs.insert())
+_FILL_ORDER = HotStatement(orders.update()
                .where(orders.c.id == sa.bindparam("oid"),
                       orders.c.filled_qty == sa.bindparam("was_filled"))
                .values(filled_qty=sa.bindparam("now_filled"), avg_fill_price=sa.bindparam("avg"),
@@ -65,8 +66,9 @@ _FENCE_BOOK = (
         positions.c.bot_id == runner_states.c.bot_id,
         positions.c.symbol == sa.bindparam("symbol"))))
     .where(runner_states.c.bot_id == sa.bindparam("bot_id")))
-_FENCE_BOOK_LOCKED = _FENCE_BOOK.with_for_update(of=runner_states)
-_SAVE_BOOK = (positions.update()
+_FENCE_BOOKS = {"postgresql": HotStatement(_FENCE_BOOK.with_for_update(of=runner_states)),
+                "sqlite": HotStatement(_FENCE_BOOK)}
+_SAVE_BOOK = HotStatement(positions.update()
               .where(positions.c.bot_id == sa.bindparam("bot"),
                      positions.c.symbol == sa.bindparam("sym"))
               .values(qty=sa.bindparam("new_qty"), avg_price=sa.bindparam("avg"),
@@ -96,8 +98,7 @@ def load_book(conn: Connection, bot_id: str, symbol: str) -> Book:
 
 def fence_and_book(conn: Connection, bot_id: str, job_id: str | None, symbol: str) -> Book:
     """`order_store.check_fence` and the position of `symbol` as stored, in one query."""
-    query = _FENCE_BOOK_LOCKED if conn.dialect.name == "postgresql" else _FENCE_BOOK
-    row = conn.execute(query, {"bot_id": bot_id, "symbol": symbol}).first()
+    row = _FENCE_BOOKS[conn.dialect.name].first(conn, {"bot_id": bot_id, "symbol": symbol})
     owner = None if row is None else row.job_id
     if job_id is not None and owner != job_id:
         raise FenceLost(f"runner state of bot {bot_id} is owned by job {owner}")
@@ -108,7 +109,7 @@ def save_book(conn: Connection, bot_id: str, symbol: str, book: Book, now: datet
     values = {"new_qty": book.qty, "avg": book.avg_price,
               "new_lots": [[q, str(p)] for q, p in book.lots], "realized": book.realized_pnl,
               "new_fees": book.fees, "at": now}
-    if not conn.execute(_SAVE_BOOK, {"bot": bot_id, "sym": symbol, **values}).rowcount:
+    if not _SAVE_BOOK.execute(conn, {"bot": bot_id, "sym": symbol, **values}):
         conn.execute(positions.insert(), dict(
             id=new_id(), bot_id=bot_id, symbol=symbol, qty=book.qty, avg_price=book.avg_price,
             lots=values["new_lots"], realized_pnl=book.realized_pnl, fees=book.fees,
@@ -175,7 +176,7 @@ def _fill_row(bot_id: str, report: FillReport, order: StoredOrder, fee: Decimal,
 def _insert_trade(conn: Connection, bot_id: str, row: dict[str, Any]) -> None:
     if row["bot_instance_id"] is None:  # a system order's fill: booked to the latest job
         row = {**row, "bot_instance_id": _any_job(conn, bot_id)}
-    conn.execute(_INSERT_TRADE, row)
+    _INSERT_TRADE.execute(conn, row)
 
 
 @dataclass
@@ -192,9 +193,9 @@ class FillPlan:
     books: dict[str, Book] = field(default_factory=dict)
 
     def write(self, conn: Connection) -> None:
-        conn.execute(_INSERT_FILLS, self.fill_rows)
+        _INSERT_FILLS.execute(conn, self.fill_rows)
         for values in self.order_updates:
-            if conn.execute(_FILL_ORDER, values).rowcount != 1:
+            if _FILL_ORDER.execute(conn, values) != 1:
                 raise FenceLost(f"order {values['oid']} moved on before its fill was written")
         for row in self.trade_rows:
             _insert_trade(conn, self.bot_id, row)
@@ -269,14 +270,14 @@ def apply_fills(conn: Connection, bot_id: str, reports: Sequence[FillReport], *,
         before = books[symbol] if symbol in books else load_book(conn, bot_id, symbol)
         entered = dict(entry_times)
         step = _step(bot_id, report, order, fee, before, entry_times, source_type, now)
-        if conn.execute(_FILL_ORDER, step.order_values).rowcount != 1:
+        if _FILL_ORDER.execute(conn, step.order_values) != 1:
             # Another writer filled it meanwhile: apply the fill to the row as it is now
             # (re-read in this transaction, so it cannot move on again).
             entry_times.clear()
             entry_times.update(entered)
             step = _step(bot_id, report, _ours(conn, bot_id, cid, fill_id), fee, before,
                          entry_times, source_type, now)
-            conn.execute(_FILL_ORDER, step.order_values)
+            _FILL_ORDER.execute(conn, step.order_values)
         current[cid] = step.order
         books[symbol] = step.book
         touched.add(symbol)

@@ -52,7 +52,7 @@ accounts = cast(sa.Table, Account.__table__)
 
 
 _FENCE = sa.select(runner_states.c.job_id).where(runner_states.c.bot_id == sa.bindparam("bot_id"))
-_FENCE_LOCKED = _FENCE.with_for_update()
+_FENCE_HOT = {"postgresql": HotStatement(_FENCE.with_for_update()), "sqlite": HotStatement(_FENCE)}
 _BOT_GATE = (
     sa.select(bots.c.kill_state, bots.c.trading_state, bots.c.stage, bots.c.is_trading_enabled,
               bots.c.account_id, accounts.c.kill_switch_engaged, accounts.c.max_contracts,
@@ -110,8 +110,8 @@ def check_fence(conn: Connection, bot_id: str, job_id: str | None) -> None:
     writer such as the kill engine or a reconcile, which needs no fence). On PostgreSQL the
     row is locked, so the bot's writers (its runner, a reconcile, the kill engine) take
     turns; SQLite's write transactions already do."""
-    query = _FENCE_LOCKED if conn.dialect.name == "postgresql" else _FENCE
-    owner = conn.execute(query, {"bot_id": bot_id}).scalar_one_or_none()
+    row = _FENCE_HOT[conn.dialect.name].first(conn, {"bot_id": bot_id})
+    owner = None if row is None else row.job_id
     if job_id is not None and owner != job_id:
         raise FenceLost(f"runner state of bot {bot_id} is owned by job {owner}")
 
@@ -173,14 +173,15 @@ def fenced_gate(conn: Connection, bot_id: str, job_id: str | None) -> Any:
     return row
 
 
-_TRANSITION = (orders.update()
-               .where(orders.c.client_order_id == sa.bindparam("cid"),
-                      orders.c.status.in_(sa.bindparam("from_statuses", expanding=True)))
-               .values(status=sa.bindparam("new_status"),
-                       broker_order_id=sa.func.coalesce(sa.bindparam("boid"),
-                                                        orders.c.broker_order_id),
-                       updated_at=sa.bindparam("at")))
-# What each quick transition may start from (PENDING -> SENT -> WORKING in one step).
+_TRANSITION = HotStatement(
+    orders.update()
+    .where(orders.c.client_order_id == sa.bindparam("cid"),
+           orders.c.status.in_([sa.bindparam("from_1"), sa.bindparam("from_2")]))
+    .values(status=sa.bindparam("new_status"),
+            broker_order_id=sa.func.coalesce(sa.bindparam("boid"), orders.c.broker_order_id),
+            updated_at=sa.bindparam("at")))
+# What each quick transition may start from (PENDING -> SENT -> WORKING in one step): two
+# statuses each, the statement's two parameters.
 QUICK_TRANSITIONS = {OrderStatus.WORKING: (OrderStatus.PENDING, OrderStatus.SENT),
            OrderStatus.CANCELED: (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED)}
 
@@ -190,9 +191,10 @@ def record_transition(conn: Connection, client_order_id: str, status: OrderStatu
     """An acknowledgement (-> WORKING) or a cancel of a working order (-> CANCELED) in one
     statement, the path of nearly every order; False when the row was not in a state that
     leads there (then settle it the long way, `set_status`)."""
-    return bool(conn.execute(_TRANSITION, {
+    first, second = QUICK_TRANSITIONS[status]
+    return _TRANSITION.execute(conn, {
         "cid": client_order_id, "boid": broker_order_id, "new_status": status.value,
-        "from_statuses": [s.value for s in QUICK_TRANSITIONS[status]], "at": now}).rowcount == 1)
+        "from_1": first.value, "from_2": second.value, "at": now}) == 1
 
 
 def account_open_contracts(conn: Connection, account_id: str) -> int:
