@@ -1,7 +1,9 @@
-"""A runner's bar (OrderManager.one_transaction, place_chain): the paper broker's book and
-the bar's intents commit together before the first order is sent, the bar's fills after,
-and nothing is written twice or lost; an exit the broker rejects cancels the entry after
-it, unsent; a bar that fails leaves neither our rows nor the broker's match behind."""
+"""A runner's bar (OrderManager.one_transaction, place_chain): the bar's intents commit
+before the first order is sent; the paper broker's match and our fills of it, its
+acceptance of the orders and our acknowledgements, commit together after; nothing is
+written twice or lost, and a crash at the send leaves the intents to be sent again; an
+exit the broker rejects cancels the entry after it, unsent; a bar that fails leaves
+neither our rows nor the broker's match behind."""
 
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ def bot(engine: Engine, settings: Settings) -> tuple[OrderManager, PaperBroker, 
     return manager, manager.broker, bot_id
 
 
-def test_a_bar_commits_the_brokers_match_and_its_intents_before_sending_then_its_fills(
+def test_a_bar_commits_its_intents_before_sending_then_the_brokers_match_with_its_fills(
         engine: Engine, bot: tuple[OrderManager, PaperBroker, str]) -> None:
     manager, broker, bot_id = bot
     manager.place(NewOrder("entry-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
@@ -92,16 +94,44 @@ def test_a_bar_commits_the_brokers_match_and_its_intents_before_sending_then_its
         assert commits == []
         with manager.transitions_deferred():  # as a runner decides: the ack waits
             placed = manager.place_chain([add], risk_context())
-            assert len(commits) == 1  # the intent, with the broker's match
-        assert len(commits) == 2  # then the fill and the acknowledgement
+            assert len(commits) == 1  # the intent
+        assert len(commits) == 2  # then the broker's match and our fill, the acknowledgement
     assert placed[0].status is OrderStatus.WORKING, placed[0].verdict
-    # At the submit: the intent and the broker's match were durable, our fill not yet (a
-    # crash there leaves it at the broker, where reconciliation adopts it).
-    assert at_submit == [({"entry-1": "WORKING", "add-1": "PENDING"}, 0, 1)]
-    # After the bar: the fill and the acknowledgement, in the one transaction after it.
+    # At the submit: the intent was durable; neither the broker's match nor our fill of it.
+    assert at_submit == [({"entry-1": "WORKING", "add-1": "PENDING"}, 0, 0)]
+    # After the bar: all of it, in the one transaction after the send.
     assert _rows(engine, bot_id) == {"entry-1": "FILLED", "add-1": "WORKING"}
     assert _count(engine, Fill, bot_id) == 1
-    assert PaperBroker(broker.account_key, broker.store).query_order("add-1") is not None
+    stored = PaperBroker(broker.account_key, broker.store)
+    assert stored.position("MES").qty == 1 and stored.query_order("add-1") is not None
+
+
+def test_a_crash_at_the_send_leaves_the_intents_to_send_again_and_the_bar_to_match_again(
+        engine: Engine, settings: Settings,
+        bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    manager, broker, bot_id = bot
+    manager.place(NewOrder("entry-8", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+
+    def crash(_request: Any) -> Any:
+        raise RuntimeError("the process died while sending")
+
+    broker.submit = crash  # type: ignore[method-assign]
+    add = NewOrder("add-8", "MES", Side.SELL, 1, OrderType.LIMIT, limit_price=Decimal("5020"))
+    with pytest.raises(RuntimeError), broker.holding_changes(), manager.one_transaction():
+        manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)), new=True)
+        with manager.transitions_deferred():
+            manager.place_chain([add], risk_context())
+    assert _rows(engine, bot_id) == {"entry-8": "WORKING", "add-8": "PENDING"}
+    assert _count(engine, Fill, bot_id) == 0
+    assert broker.position("MES").qty == 0  # reloaded: the match was not stored
+    # The restarted runner meets the bar again: the same fill, once; the intent sent again.
+    again = paper_manager(engine, settings, bot_id)
+    again.load("MES")
+    again.on_fills(again.broker.on_bar("MES", flat_bar(NOW, 5000)))  # type: ignore[attr-defined]
+    again.resolve_open()
+    assert _rows(engine, bot_id) == {"entry-8": "FILLED", "add-8": "WORKING"}
+    assert _count(engine, Fill, bot_id) == 1 and again.position("MES") == 1
+    assert again.broker.query_order("add-8") is not None
 
 
 def test_fills_owed_are_written_before_any_other_write(

@@ -6,13 +6,19 @@ we record of it, never after it; if the transaction does not commit, the broker 
 book, and both sides are as they were.
 
 `one_transaction` (a runner's bar, with an in-process broker only: a transaction must not
-stay open across a network call) makes those writes one transaction: the broker's match
-(and cancels: its changes so far, stored as one, just before the commit) and the bar's
-intents commit together, before the first order is sent (`commit_early`), or at the
-scope's end. A failure inside rolls all of it back: a crash there is a crash before the
-bar. The bar's fills, worked out in memory meanwhile (fill_intake), are owed to the store
-(`manager.pending`) and written by the next write that is not the intents' (`write_owed`):
-after the orders are sent, with their acknowledgements.
+stay open across a network call) makes those writes one transaction. When the bar sends
+orders, its intents commit before the first is sent (`commit_early`; with the broker's
+changes so far if the bar already wrote what it recorded of them): the bar's
+fills, worked out in memory meanwhile (fill_intake), are owed to the store
+(`manager.pending`) and the broker's changes (its match, cancels and the submits to come)
+stay held; both are written by the next write that is not the intents' (`write_owed`),
+after the orders are sent, with their acknowledgements. So the broker's match commits with
+our fills of it, and its acceptance of an order with our acknowledgement. A crash after
+the intents committed leaves them PENDING and the broker's book as before the bar: the
+restarted runner meets the bar again, the broker matches it the same way, and the intents
+are sent again under their client ids (resolve_open), as after a crash before the send.
+A bar without orders commits everything at the scope's end. A failure inside rolls all of
+it back: a crash there is a crash before the bar.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class OneTransaction:
         self.engine = engine
         self._scope: AbstractContextManager[Connection] | None = None
         self._conn: Connection | None = None
+        # Something besides intents was written (fills, statuses): what the broker did
+        # must then commit with it, even on an early commit.
+        self.recorded = False
 
     @property
     def opened(self) -> bool:
@@ -58,9 +67,9 @@ class OneTransaction:
             scope.__exit__(type(error), error, error.__traceback__)
 
 
-def _write_held(manager: OrderManager, conn: Connection, *, hot: bool = False) -> bool:
+def _write_held(manager: OrderManager, conn: Connection) -> bool:
     write_held = getattr(manager.broker, "write_held", None)
-    return bool(write_held(conn, hot=hot)) if write_held is not None else False
+    return bool(write_held(conn)) if write_held is not None else False
 
 
 def _held_lost(manager: OrderManager) -> None:
@@ -82,6 +91,7 @@ def write(manager: OrderManager, *, intents: bool = False) -> Iterator[Connectio
     if batch is not None:  # the broker's held changes go in once, at its commit (_end)
         conn = batch.connection()
         if not intents:
+            batch.recorded = True
             write_owed(manager, conn)
         yield conn
         return
@@ -108,7 +118,10 @@ def one_transaction(manager: OrderManager) -> Iterator[None]:
         yield
     except BaseException as exc:
         manager.pending.clear()  # the bar failed: the runner restarts from the store
+        committed_early = manager.batch is not batch
         _end(manager, batch, exc)
+        if committed_early:  # what the broker did since is not stored either: it reloads
+            _held_lost(manager)
         raise
     _end(manager, batch, None, owed=True)
     if manager.pending:  # the bar's fills, after its orders: no write of the bar took them
@@ -118,22 +131,23 @@ def one_transaction(manager: OrderManager) -> Iterator[None]:
 
 def commit_early(manager: OrderManager) -> None:
     """Commit the bar's transaction now (its intents are about to be sent); the bar's
-    later writes take transactions of their own."""
+    later writes, the broker's held changes first, take transactions of their own."""
     if manager.batch is not None:
         _end(manager, manager.batch, None)
 
 
 def _end(manager: OrderManager, batch: OneTransaction, error: BaseException | None, *,
          owed: bool = False) -> None:
-    """Commit (with what is owed, if `owed`, and the broker's held changes) or roll back."""
+    """Commit (at the scope's end, `owed`: with what is owed and the broker's held
+    changes) or roll back."""
     if manager.batch is not batch:
         return  # committed early already
     manager.batch = None
     try:
         if error is None and owed and manager.pending:
             write_owed(manager, batch.connection())
-        if error is None and batch.opened:  # not `owed`: committed early, orders waiting
-            _write_held(manager, batch.connection(), hot=not owed)
+        if error is None and batch.opened and (owed or batch.recorded):
+            _write_held(manager, batch.connection())
     except BaseException as failed:
         batch.end(failed)  # rolled back, not left open
         _held_lost(manager)

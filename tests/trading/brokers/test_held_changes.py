@@ -84,37 +84,3 @@ def test_a_book_on_another_store_is_saved_on_its_own_first(engine: Engine) -> No
             assert broker.write_held(conn) is False  # not this database: saved already
         assert store.saves == saves + 1
     assert store.saves == saves + 1
-
-
-def test_a_snapshot_due_on_a_hot_path_waits_for_the_next_save(engine: Engine) -> None:
-    broker = PaperBroker("s", SqlStateStore(engine), snapshot_every=2)
-    for cid, ticks in (("a", 90), ("b", 89), ("c", 88)):  # a snapshot, then two changes
-        broker.submit(limit(cid, Side.BUY, ticks))
-    assert _journal(engine) == 2  # a snapshot is due
-    with broker.holding_changes():
-        broker.submit(limit("d", Side.BUY, 87))
-        with write_transaction(engine) as conn:
-            assert broker.write_held(conn, hot=True)
-        assert _journal(engine) == 3  # still a change: the snapshot waits
-        broker.submit(limit("e", Side.BUY, 86))
-    assert _journal(engine) == 0  # the scope's end took it
-    reloaded = PaperBroker("s", SqlStateStore(engine))
-    assert [o.client_order_id for o in reloaded.open_orders()] == ["a", "b", "c", "d", "e"]
-
-
-def test_a_hot_write_leaves_the_trimming_to_the_next_save(engine: Engine) -> None:
-    broker = PaperBroker("trim", SqlStateStore(engine), history_limit=1)
-    broker.submit(limit("a", Side.BUY, 90))
-    broker.cancel("a")  # finished: the one the book remembers
-    with broker.holding_changes():
-        broker.submit(limit("b", Side.BUY, 89))
-        broker.cancel("b")  # a second finished order: one over the limit
-        with write_transaction(engine) as conn:
-            assert broker.write_held(conn, hot=True)
-        assert broker.query_order("a") is not None  # not trimmed on the hot path
-        broker.submit(limit("c", Side.BUY, 88))
-    assert broker.query_order("a") is None  # the scope's end trimmed it
-    reloaded = PaperBroker("trim", SqlStateStore(engine), history_limit=1)
-    assert reloaded.query_order("a") is None
-    assert [o.client_order_id for o in reloaded.open_orders()] == ["c"]
-    assert reloaded.query_order("b") is not None

@@ -331,22 +331,19 @@ class SimulatedBrokerCore(ABC):
                 if not self._holding and self._held:
                     self._save()
 
-    def write_held(self, conn: Connection, *, hot: bool = False) -> bool:
+    def write_held(self, conn: Connection) -> bool:
         """Store the held changes in `conn`'s open transaction; True if they went there, and
         then `held_lost()` is owed if that transaction does not commit. A store on another
-        database saves them on its own first (False). `hot`: the caller is on a hot path:
-        a journal entry only, even when a whole snapshot is due, and the book's oldest
-        finished orders are forgotten at a later save (until then it remembers a few more:
-        a reload would trim them as it folds the changes in)."""
+        database saves them on its own first (False)."""
         with self._lock:
             if not self._held:
                 return False
             self._held = False
             joins = getattr(self.store, "writes_in", None)
             if joins is None or not joins(conn):
-                self._save(force=True, hot=hot)
+                self._save(force=True)
                 return False
-            self._save(conn, hot=hot)
+            self._save(conn)
             return True
 
     def held_lost(self) -> None:
@@ -356,10 +353,9 @@ class SimulatedBrokerCore(ABC):
             self._stale = True
             self._held = False
 
-    def _save(self, conn: Connection | None = None, *, force: bool = False,
-              hot: bool = False) -> None:
+    def _save(self, conn: Connection | None = None, *, force: bool = False) -> None:
         """Store the book's changes: in `conn`'s transaction if given; held inside
-        `holding_changes` unless `force`d; `hot`: write_held."""
+        `holding_changes` unless `force`d."""
         if self._holding and conn is None and not force:
             self._held = True
             return
@@ -368,8 +364,7 @@ class SimulatedBrokerCore(ABC):
         state.revision = expected + 1
         joined = {} if conn is None else {"conn": conn}
         try:
-            if expected == 0 or (not hot
-                                 and self._changes_since_snapshot >= self.snapshot_every):
+            if expected == 0 or self._changes_since_snapshot >= self.snapshot_every:
                 state.compact(self.history_limit)
                 self.store.save(self.account_key, state.to_json(), expected, **joined)
                 state.mark_saved()
@@ -378,8 +373,7 @@ class SimulatedBrokerCore(ABC):
                 # The change is taken before the book forgets its oldest finished orders:
                 # how they finished must be stored, or a reload would find them working.
                 change = state.change_json()
-                if not hot:
-                    state.compact(self.history_limit)
+                state.compact(self.history_limit)
                 self.store.append(self.account_key, change, expected, **joined)
                 state.mark_saved(change)
                 self._changes_since_snapshot += 1
