@@ -8,9 +8,8 @@ exits, even after a crash right after the commit.
 
 In a runner's bar the fills of the simulated broker's match (new by construction) are worked
 out in memory, and written with the exits they opened after the bar's orders are sent
-(`_deferred`): the broker's book, which holds them, commits with the bar's intents before
-that, so a crash in between leaves them where reconciliation adopts them, as after a crash
-right after the match.
+(`_deferred`), in the transaction that stores the broker's book holding them: a crash in
+between leaves neither, and the restarted runner meets the bar again (bar_transaction).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 
 `place_chain` does this for orders meant to go one after another (a reversal's exit, then
 its entry): all judged and persisted in one transaction, each sent only if the one before
-went. A runner's bar (`one_transaction`, bar_transaction) commits the broker's match and
-the bar's intents before its first order is sent, and writes the bar's fills after.
+went. A runner's bar (`one_transaction`, bar_transaction) commits the bar's intents before
+its first order is sent, and the broker's match with the bar's fills after.
 """
 
 from __future__ import annotations

@@ -155,8 +155,8 @@ class RunnerCore:
                 placed += self._decide(target, bar.at, bar, now=bar.at)
         reports = fills_for_bar(bar)
         crashpoints.reached(crashpoints.BAR_MATCHED)
-        # The fills and the bar's intents are written in one transaction (with an
-        # in-process broker's book), committed before the first order is sent.
+        # The bar's intents commit before its first order is sent; its fills, with an
+        # in-process broker's book, in the transaction after the sends (bar_transaction).
         with self.manager.one_transaction():
             applied = self.manager.on_fills(reports, new=self.fresh_fills)
             if self.manager.unsettled:
