@@ -211,3 +211,36 @@ def test_a_bar_that_fails_leaves_neither_our_fills_nor_the_brokers_match(
     again.on_fills(again.broker.on_bar("MES", flat_bar(NOW, 5000)))  # type: ignore[attr-defined]
     assert again.position("MES") == 1
     assert _count(engine, Fill, bot_id) == fills_before + 1
+
+
+def test_an_intent_the_database_refuses_rolls_the_bar_back_unsent(
+        engine: Engine, settings: Settings,
+        bot: tuple[OrderManager, PaperBroker, str]) -> None:
+    """On PostgreSQL the intents go with the COMMIT in one round trip: the refusal comes
+    back with the commit, and it still ends the bar with nothing of it stored or sent."""
+    manager, broker, bot_id = bot
+    manager.place(NewOrder("entry-9", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+    with engine.begin() as conn:  # another writer took the client id the bar will use
+        other = conn.execute(sa.select(Order.__table__).where(
+            Order.client_order_id == "entry-9")).mappings().one()
+        conn.execute(sa.insert(Order.__table__), {**other, "id": "other-row",
+                                                  "client_order_id": "taken-9"})
+    traces = _count(engine, Trace, bot_id)
+    taken = NewOrder("taken-9", "MES", Side.SELL, 1, OrderType.LIMIT,
+                     limit_price=Decimal("5020"))
+    with pytest.raises(sa.exc.IntegrityError), broker.holding_changes(), \
+            manager.one_transaction():
+        manager.on_fills(broker.on_bar("MES", flat_bar(NOW, 5000)), new=True)
+        with manager.transitions_deferred():
+            manager.place_chain([taken], risk_context())
+    assert _count(engine, Trace, bot_id) == traces  # its decision went with it
+    assert _count(engine, Fill, bot_id) == 0
+    assert broker.query_order("taken-9") is None  # never sent
+    assert broker.position("MES").qty == 0  # the broker's match went too: reloaded
+    # The connections went back to the pool clean: the restarted runner writes as usual.
+    again = paper_manager(engine, settings, bot_id)
+    again.load("MES")
+    placed = again.place(NewOrder("exit-10", "MES", Side.SELL, 1, OrderType.LIMIT,
+                                  limit_price=Decimal("5030")), risk_context())
+    assert placed.status is OrderStatus.WORKING, placed.verdict
+    assert _rows(engine, bot_id)["exit-10"] == "WORKING"

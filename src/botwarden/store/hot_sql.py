@@ -9,6 +9,12 @@ run one), on the path from a bar to its orders. Driver errors come back as SQLAl
 own exception classes (an `IntegrityError` is still `sqlalchemy.exc.IntegrityError`), so
 callers catch what they would have caught. The statement runs in whatever transaction
 `conn` has open.
+
+On PostgreSQL a `Pipeline` (psycopg's pipeline mode) sends statements without waiting for
+each one's answer: a runner's bar sends its BEGIN with its gate query, then its intents with
+their COMMIT, one round trip each. Inside one, only hot statements and the commit may run
+(SQLAlchemy's own execution reads a result's description, which psycopg leaves empty there
+until the results come back).
 """
 
 from __future__ import annotations
@@ -55,14 +61,20 @@ class HotStatement:
 
     def execute(self, conn: Connection, rows: Row | Sequence[Row]) -> int:
         """Run once for a mapping, or once per row for a sequence (the driver's
-        executemany). Returns the driver's rowcount."""
+        executemany). Returns the driver's rowcount (in a pipeline: after its answer)."""
         return int(self._run(conn, rows, query=False))
+
+    def send(self, conn: Connection, rows: Row | Sequence[Row]) -> None:
+        """As `execute`, for a caller that needs no count: in a pipeline it goes with the
+        next statement that waits (its errors too)."""
+        self._run(conn, rows, query=False, counted=False)
 
     def first(self, conn: Connection, params: Row) -> Any:
         """A query's first row (a named tuple of converted values), or None."""
         return self._run(conn, params, query=True)
 
-    def _run(self, conn: Connection, rows: Row | Sequence[Row], *, query: bool) -> Any:
+    def _run(self, conn: Connection, rows: Row | Sequence[Row], *, query: bool,
+             counted: bool = True) -> Any:
         batch: Sequence[Row] | None = None if isinstance(rows, Mapping) else rows
         if batch is not None and not batch:
             return 0  # no rows: nothing to run
@@ -73,7 +85,8 @@ class HotStatement:
             return result.first() if query else result.rowcount
         dbapi = conn.dialect.loaded_dbapi
         args: Any = rows
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        raw = conn.connection.dbapi_connection
+        cursor = raw.cursor()  # type: ignore[union-attr]
         try:
             if batch is not None:
                 args = [prepared.args(row) for row in batch]
@@ -81,7 +94,11 @@ class HotStatement:
             else:
                 args = prepared.args(first)
                 cursor.execute(prepared.sql, args)
-            return self._first_row(cursor, prepared) if query else cursor.rowcount
+            if query:
+                return self._first_row(cursor, prepared)  # a fetch waits for its answer
+            if counted and id(raw) in _pipelines:
+                _pipelines[id(raw)].sync()
+            return cursor.rowcount
         except Exception as error:  # a driver's error, or a value its type refused
             raise exc.DBAPIError.instance(prepared.sql, args, error, dbapi.Error,
                                           dialect=conn.dialect) from error
@@ -127,3 +144,47 @@ def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...],
             return None
         convert.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
     return _Prepared(compiled.string, names, tuple(convert), compiled.positional, dialect)
+
+
+_pipelines: dict[int, Any] = {}  # driver connection id -> its open psycopg pipeline
+
+
+class Pipeline:
+    """psycopg's pipeline mode on `conn`'s driver connection, from `open` to `close`
+    (nothing on another database). `commit` commits `conn`'s transaction inside it: what
+    was sent goes with the COMMIT, in one round trip."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._raw: Any = None
+        self._pipe: Any = None
+
+    def open(self) -> Pipeline:
+        if self.conn.dialect.name == "postgresql" and self._pipe is None:
+            self._raw = self.conn.connection.dbapi_connection
+            self._pipe = self._raw.pipeline()
+            self._pipe.__enter__()
+            _pipelines[id(self._raw)] = self._pipe
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return self._pipe is not None
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Leave pipeline mode, waiting for what is still unanswered. After an `error` the
+        transaction is rolled back on the driver's connection: a statement refused in the
+        pipeline leaves it aborted with its COMMIT never run, and SQLAlchemy, which saw its
+        commit fail, would return the connection to its pool that way."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
+            return
+        del _pipelines[id(self._raw)]
+        try:
+            pipe.__exit__(None if error is None else type(error), error, None)
+        finally:
+            if error is not None:
+                self._raw.rollback()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection, Engine
 
 from botwarden.store.db import write_transaction
+from botwarden.store.hot_sql import Pipeline
 
 if TYPE_CHECKING:
     from botwarden.trading.order_manager import OrderManager
@@ -45,6 +46,7 @@ class OneTransaction:
         # Something besides intents was written (fills, statuses): what the broker did
         # must then commit with it, even on an early commit.
         self.recorded = False
+        self.pipeline: Pipeline | None = None  # PostgreSQL: the intents' round trips
 
     @property
     def opened(self) -> bool:
@@ -56,11 +58,27 @@ class OneTransaction:
             self._conn = self._scope.__enter__()
         return self._conn
 
+    def unpipelined(self) -> None:
+        """Leave pipeline mode (what was sent is answered): SQLAlchemy's statements follow."""
+        pipeline, self.pipeline = self.pipeline, None
+        if pipeline is not None:
+            pipeline.close()
+
     def end(self, error: BaseException | None) -> None:
         """Commit (no `error`) or roll back."""
         scope, self._scope, self._conn = self._scope, None, None
+        pipeline, self.pipeline = self.pipeline, None
         if scope is None:
             return
+        if pipeline is not None:
+            try:
+                if error is None:
+                    pipeline.commit()  # the COMMIT goes with what the pipeline holds
+                pipeline.close(error)
+            except BaseException as failed:
+                pipeline.close(failed)
+                scope.__exit__(type(failed), failed, failed.__traceback__)
+                raise
         if error is None:
             scope.__exit__(None, None, None)
         else:
@@ -91,6 +109,7 @@ def write(manager: OrderManager, *, intents: bool = False) -> Iterator[Connectio
     if batch is not None:  # the broker's held changes go in once, at its commit (_end)
         conn = batch.connection()
         if not intents:
+            batch.unpipelined()
             batch.recorded = True
             write_owed(manager, conn)
         yield conn
@@ -129,6 +148,22 @@ def one_transaction(manager: OrderManager) -> Iterator[None]:
             pass
 
 
+def pipeline_intents(manager: OrderManager) -> None:
+    """On PostgreSQL, in a bar whose transaction recorded nothing yet: until the early
+    commit, the intents' statements go in a pipeline (the bar's BEGIN with the gate query,
+    the intents with the COMMIT: two round trips instead of five). `unpipelined` before
+    anything else runs in the bar's transaction."""
+    batch = manager.batch
+    if batch is not None and not batch.recorded and batch.pipeline is None \
+            and manager.engine.dialect.name == "postgresql":
+        batch.pipeline = Pipeline(batch.connection()).open()
+
+
+def unpipelined(manager: OrderManager) -> None:
+    if manager.batch is not None:
+        manager.batch.unpipelined()
+
+
 def commit_early(manager: OrderManager) -> None:
     """Commit the bar's transaction now (its intents are about to be sent); the bar's
     later writes, the broker's held changes first, take transactions of their own."""
@@ -145,8 +180,10 @@ def _end(manager: OrderManager, batch: OneTransaction, error: BaseException | No
     manager.batch = None
     try:
         if error is None and owed and manager.pending:
+            batch.unpipelined()
             write_owed(manager, batch.connection())
         if error is None and batch.opened and (owed or batch.recorded):
+            batch.unpipelined()
             _write_held(manager, batch.connection())
     except BaseException as failed:
         batch.end(failed)  # rolled back, not left open

@@ -174,8 +174,10 @@ class OrderManager:
         judged: list[tuple[StoredOrder, RiskVerdict]] = []
         refused: list[Placed] = []
         with self.write(intents=True) as conn:
+            bar_transaction.pipeline_intents(self)
             gate = store.fenced_gate(conn, self.bot_id, self.job_id)
             if gate.max_contracts is not None:
+                bar_transaction.unpipelined(self)  # the account's count: SQLAlchemy reads
                 bar_transaction.write_owed(self, conn)  # the account's count reads them
             rows = intents.Rows()
             for order in chain:

@@ -19,6 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import NoResultFound
 
 from botwarden.domain.orders import OPEN, can_transition
 from botwarden.domain.trading import OrderStatus, OrderType, Side
@@ -59,6 +60,9 @@ _BOT_GATE = (
               accounts.c.starting_capital)
     .join(accounts, accounts.c.id == bots.c.account_id)
     .where(bots.c.id == sa.bindparam("bot_id")))
+
+
+_BOT_GATE_HOT = HotStatement(_BOT_GATE)
 
 
 class FenceLost(Exception):
@@ -145,7 +149,10 @@ def save_runner_state(conn: Connection, bot_id: str, job_id: str | None, *, stat
 
 def bot_gate(conn: Connection, bot_id: str) -> Any:
     """The bot's kill and trading state and stage, its account's kill switch and cap."""
-    return conn.execute(_BOT_GATE, {"bot_id": bot_id}).one()
+    row = _BOT_GATE_HOT.first(conn, {"bot_id": bot_id})
+    if row is None:
+        raise NoResultFound(f"no bot {bot_id}")
+    return row
 
 
 # The gate and the fence in one round trip (an intent's transaction starts with both).
@@ -276,7 +283,7 @@ def insert_intents(conn: Connection, trace_rows: list[dict[str, Any]],
     """Decision traces and order rows (`trace_row`, `order_row`), one statement each."""
     for statement, rows in ((_INSERT_TRACE, trace_rows), (_INSERT_ORDERS, order_rows)):
         if rows:
-            statement.execute(conn, rows[0] if len(rows) == 1 else rows)
+            statement.send(conn, rows[0] if len(rows) == 1 else rows)
 
 
 def set_status(conn: Connection, client_order_id: str, status: OrderStatus, *, now: datetime,
