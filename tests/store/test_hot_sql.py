@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from botwarden.store.hot_sql import HotStatement
+from botwarden.store.hot_sql import HotStatement, Pipeline
 from botwarden.store.types import JSONType, Money, UTCDateTime
 
 metadata = sa.MetaData()
@@ -135,3 +135,28 @@ def test_what_needs_more_than_bound_values_runs_through_sqlalchemy(probe: Engine
     with probe.begin() as conn:
         assert expanding.first(conn, {"keys": [-1, row["id"]]}).name == row["name"]
         assert expanding.first(conn, {"keys": [-1]}) is None
+
+
+def test_in_a_pipeline_what_needs_an_answer_waits_for_it_and_the_commit_takes_the_rest(
+        probe: Engine) -> None:
+    rows = [_row(), _row()]
+    with probe.connect() as conn:
+        conn.begin()
+        pipeline = Pipeline(conn).open()
+        assert pipeline.is_open is (probe.dialect.name == "postgresql")
+        INSERT.send(conn, rows)  # on PostgreSQL: not answered yet
+        assert UPDATE.execute(conn, {"key": rows[0]["id"], "new_flag": True}) == 1
+        assert SELECT.first(conn, {"key": rows[1]["id"]}).flag is False
+        with pytest.raises(sa.exc.IntegrityError):  # refused: PostgreSQL says so at the commit
+            INSERT.send(conn, _row(name=rows[0]["name"]))
+            pipeline.commit()
+        pipeline.close(RuntimeError("the commit failed"))
+    with probe.connect() as conn:  # rolled back, and the connection is clean
+        assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+        conn.rollback()
+        conn.begin()
+        pipeline = Pipeline(conn).open()
+        INSERT.send(conn, rows)
+        pipeline.commit()
+        pipeline.close()
+    assert [_read(probe, r["id"]).flag for r in rows] == [False, False]

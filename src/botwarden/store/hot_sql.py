@@ -157,19 +157,18 @@ class Pipeline:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._raw: Any = None
-        self._pipe: Any = None
+        self._scope: Any = None  # psycopg's pipeline() context: it yields the pipeline
 
     def open(self) -> Pipeline:
-        if self.conn.dialect.name == "postgresql" and self._pipe is None:
+        if self.conn.dialect.name == "postgresql" and self._scope is None:
             self._raw = self.conn.connection.dbapi_connection
-            self._pipe = self._raw.pipeline()
-            self._pipe.__enter__()
-            _pipelines[id(self._raw)] = self._pipe
+            self._scope = self._raw.pipeline()
+            _pipelines[id(self._raw)] = self._scope.__enter__()
         return self
 
     @property
     def is_open(self) -> bool:
-        return self._pipe is not None
+        return self._scope is not None
 
     def commit(self) -> None:
         self.conn.commit()
@@ -179,12 +178,12 @@ class Pipeline:
         transaction is rolled back on the driver's connection: a statement refused in the
         pipeline leaves it aborted with its COMMIT never run, and SQLAlchemy, which saw its
         commit fail, would return the connection to its pool that way."""
-        pipe, self._pipe = self._pipe, None
-        if pipe is None:
+        scope, self._scope = self._scope, None
+        if scope is None:
             return
         del _pipelines[id(self._raw)]
         try:
-            pipe.__exit__(None if error is None else type(error), error, None)
+            scope.__exit__(None if error is None else type(error), error, None)
         finally:
             if error is not None:
                 self._raw.rollback()
