@@ -22,7 +22,7 @@ is paced (1200: twenty 1-minute bars a second), each bar then starting on colder
 
 Each scenario runs twice. First with two timers only, on the bar's hand-off and on each
 submit: the latency figure. Then with every step timed, to show where that time goes (the
-step timers add their own cost, about 0.2 ms a bar, so that run's latency is higher).
+step timers add their own cost: about 0.1 ms at the median, more at p99).
 Instrumentation only (no production code changed): the bench wraps, on their classes,
 `RunnerCore.on_bar` (the bar hand-off), the paper broker's calls and book saves, the order
 manager's steps, its transactions (the bar's BEGIN and COMMIT apart) and every statement's
