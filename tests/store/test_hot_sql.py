@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,21 @@ SELECT = HotStatement(sa.select(table.c.name, table.c.at, table.c.amount, table.
                                 table.c.doc.label("document"))
                       .where(table.c.id == sa.bindparam("key")))
 ids = itertools.count(1)
+
+
+@contextmanager
+def _through_sqlalchemy(engine: Engine) -> Iterator[list[str]]:
+    """The statements SQLAlchemy's own execution ran meanwhile (a hot one runs none)."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
 
 
 @pytest.fixture
@@ -94,11 +110,12 @@ def test_a_row_written_hot_reads_back_as_one_written_by_sqlalchemy(
 def test_many_rows_one_call_and_an_update_counts_what_it_matched(probe: Engine) -> None:
     rows = [_row(at=datetime(2025, 6, 2, 14, 30, tzinfo=UTC) + timedelta(minutes=i))
             for i in range(3)]
-    with probe.begin() as conn:
+    with probe.begin() as conn, _through_sqlalchemy(probe) as slow:
         assert INSERT.execute(conn, rows) == 3
         assert UPDATE.execute(conn, {"key": rows[1]["id"], "new_flag": True}) == 1
         assert UPDATE.execute(conn, {"key": -1, "new_flag": True}) == 0
         assert SELECT.first(conn, {"key": -1}) is None
+    assert slow == []  # all of them on the driver's cursor
     assert [_read(probe, r["id"]).flag for r in rows] == [False, True, False]
 
 
@@ -127,8 +144,9 @@ def test_a_driver_error_is_sqlalchemys_integrity_error_and_names_the_statement(
 def test_what_needs_more_than_bound_values_runs_through_sqlalchemy(probe: Engine) -> None:
     row = _row()
     del row["note"]  # the column's Python-side default applies
-    with probe.begin() as conn:
+    with probe.begin() as conn, _through_sqlalchemy(probe) as slow:
         INSERT.execute(conn, row)
+    assert len(slow) == 1
     assert _read(probe, row["id"]).note == "defaulted"
     expanding = HotStatement(sa.select(table.c.id, table.c.name).where(
         table.c.id.in_(sa.bindparam("keys", expanding=True))))
