@@ -315,6 +315,8 @@ def run(label: str, url: str, data_dir: Path, recorder: Recorder, bracket: bool,
         result = runner_job.Runner(ctx).run()
         elapsed = time.perf_counter() - started
         load_after = os.getloadavg()
+        server_cpu = backends_cpu_seconds(engine.url.database) \
+            if engine.dialect.name == "postgresql" else None
         with engine.connect() as conn:
             orders = conn.execute(sa.text("SELECT count(*) FROM orders WHERE bot_id = :b "
                                           "AND parent_client_order_id IS NULL"),
@@ -322,7 +324,25 @@ def run(label: str, url: str, data_dir: Path, recorder: Recorder, bracket: bool,
     finally:
         engine.dispose()
     return {"label": label, "result": result, "elapsed": elapsed, "orders": orders,
-            "load": (load_before, load_after)}
+            "load": (load_before, load_after), "server_cpu": server_cpu}
+
+
+def backends_cpu_seconds(database: str | None) -> float | None:
+    """CPU seconds of the PostgreSQL backends serving `database`, when the server runs on
+    this machine (read before the engine lets its connections go); None when none is seen."""
+    total, seen = 0.0, False
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if title.startswith("postgres: ") and f" {database} " in title:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                seen = True
+        except OSError:  # the process went meanwhile
+            continue
+    return total if seen else None
 
 
 def ms(ns: float) -> str:
@@ -352,6 +372,9 @@ def report(outcome: dict[str, Any], recorder: Recorder, detailed: bool) -> None:
           f"{result['ended']}, {outcome['elapsed']:.1f} s; load average "
           f"{outcome['load'][0][0]:.2f} before, {outcome['load'][1][0]:.2f} after "
           f"({os.cpu_count()} cores)")
+    if outcome["server_cpu"] is not None:
+        print(f"  the PostgreSQL backends' CPU: {outcome['server_cpu'] / result['bars'] * 1e3:.2f}"
+              f" ms per bar, on the same {os.cpu_count()} cores as the runner")
     if not samples:
         print("  no order was sent: nothing to measure")
         return
@@ -411,6 +434,38 @@ def report(outcome: dict[str, Any], recorder: Recorder, detailed: bool) -> None:
               f"{ms(statistics.median(values))}  p99 {ms(pct(values, .99))}")
 
 
+# ---- the machine ----------------------------------------------------------------------
+
+
+def cache_probe(gap: float, rounds: int = 200) -> str:
+    """What idling costs on this machine, apart from our code: a fixed pure-Python workload
+    over 4,000 small dicts (about 1.4 MB with their values; some 0.3 ms, like a bar's
+    path), timed back to back and after sleeping `gap` seconds (a
+    paced runner's wait for its next bar). On a shared host, other tenants evict the CPU
+    caches while a thread sleeps, and the same work then takes several times as long; the
+    runner's bar path, a larger working set, pays that on every paced bar."""
+    objects = [{"a": i, "b": str(i), "c": (i, i + 1)} for i in range(4000)]
+
+    def work() -> int:
+        return sum(o["a"] + len(o["b"]) + o["c"][1] for o in objects)
+
+    def median_us(pause: float) -> float:
+        spans = []
+        for _ in range(rounds):
+            if pause:
+                time.sleep(pause)
+            start = time.perf_counter_ns()
+            work()
+            spans.append(time.perf_counter_ns() - start)
+        return statistics.median(spans) / 1e3
+
+    warm = median_us(0.0)
+    cold = median_us(gap)
+    return (f"machine: a fixed Python workload over 1.4 MB takes p50 {warm:.0f} us back to back, "
+            f"{cold:.0f} us after {gap * 1e3:.0f} ms idle (x{cold / warm:.1f}): the cost of "
+            f"cold caches here, whatever the code")
+
+
 # ---- databases --------------------------------------------------------------------------
 
 
@@ -455,6 +510,8 @@ def main() -> None:
             backends.append(("postgresql", lambda: pg_database(args.pg_url)))
         print(f"bar-to-order latency: PAPER runner, sma_cross {PARAMS}, {args.bars} zigzag "
               f"bars at full replay speed; the first {WARMUP_BARS} bars are not sampled")
+        # The gap a paced runner idles between bars (1-minute bars at --speed), else 50 ms.
+        print(cache_probe(60 / args.speed if args.speed else 0.05))
         for label, database in backends:
             for scenario in args.scenarios.split(","):
                 for detailed in (False, True):  # the figure, then where its time goes

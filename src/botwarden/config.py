@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     tradovate_device_id: str | None = None
     tradovate_environment: Literal["demo", "live"] = "demo"
     tradovate_account: str | None = None  # account name to trade; default: the first active
+    # Fills and order reports from Tradovate's WebSocket user sync (one socket a process),
+    # REST when it is down; false: REST only.
+    tradovate_user_sync: bool = True
     dask_scheduler: str | None = None
     # Processes for research jobs when no Dask scheduler is set: 0 = one per core,
     # 1 = in the job's own process.

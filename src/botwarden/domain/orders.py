@@ -25,6 +25,13 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 }
 
 
+def client_id_prefix(bot_id: str) -> str:
+    """What every client order id of a bot starts with (its decisions', its exits', its
+    halts'): a broker account several bots share reports all their orders, and a bot takes
+    only its own."""
+    return f"{bot_id[:20]}-"
+
+
 def can_transition(current: S, target: S) -> bool:
     return target in TRANSITIONS[current]
 

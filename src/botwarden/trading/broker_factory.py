@@ -31,13 +31,13 @@ def make_broker(engine: Engine, settings: Settings, bot_id: str, broker: str, *,
         return ShadowBroker(account_key(broker, bot_id), store, quotes=BarQuotes(),
                             **options)
     if broker == "tradovate":
-        from botwarden.trading.brokers.tradovate.broker import TradovateBroker
         from botwarden.trading.brokers.tradovate.integration import is_configured
+        from botwarden.trading.brokers.tradovate.session import process_broker
 
         if not is_configured(settings):
             raise DomainError("INTEGRATION_KEY_MISSING", "Tradovate credentials are not set",
                               "Set BOTWARDEN_TRADOVATE_USERNAME, _PASSWORD, _CID and _SEC.",
                               status=424)
-        return TradovateBroker.from_settings(settings)
+        return process_broker(settings)
     raise DomainError("UNKNOWN_BROKER", f"no broker named {broker!r}",
                       "Use paper, shadow or tradovate.", status=422)

@@ -24,6 +24,7 @@ from botwarden.data.providers.errors import RetryPolicy
 from botwarden.data.providers.failover import FailoverProvider
 from botwarden.data.providers.faults import FaultKind, FaultPlan
 from botwarden.data.providers.replay import ReplayProvider
+from botwarden.trading.brokers.tradovate.integration import register_tradovate
 
 _registries: dict[int, IntegrationRegistry] = {}
 _lock = threading.Lock()
@@ -31,13 +32,16 @@ _lock = threading.Lock()
 
 def registry_for(settings: Settings, engine: Engine) -> IntegrationRegistry:
     """One integration registry per engine in this process: statuses and telemetry of every
-    runner's providers go through it to the database. Status changes are written at once;
-    the telemetry (proof of use, and the refused calls the rate-limit-storm detector counts)
-    by the registry's flusher, started with it."""
+    runner's providers (and Tradovate's, when configured) go through it to the database.
+    Status changes are written at once; the telemetry (proof of use, and the refused calls
+    the rate-limit-storm detector counts) by the registry's flusher, started with it."""
     with _lock:
         registry = _registries.get(id(engine))
         if registry is None:
             registry = _registries[id(engine)] = IntegrationRegistry(settings, engine)
+            # The runners' Tradovate calls (their brokers share the process's client) count
+            # in its health: 429s, a revoked key.
+            register_tradovate(registry, settings)
             registry.start_flusher()
         return registry
 

@@ -32,6 +32,7 @@ from botwarden.domain.bars import TIMEFRAME_SECONDS
 from botwarden.domain.errors import DomainError
 from botwarden.domain.jobs import JobStatus, JobType
 from botwarden.domain.kill import KillState
+from botwarden.domain.orders import client_id_prefix
 from botwarden.domain.risk import MarketFacts
 from botwarden.domain.risk_limits import parse_risk_limits
 from botwarden.domain.trading import OrderType, Side
@@ -72,7 +73,7 @@ def halt_orders(manager: OrderManager, symbol: str, facts: MarketFacts, *, tag: 
     position = manager.position(symbol)
     if position == 0:
         return cancelled, None
-    client_id = f"{manager.bot_id[:20]}-halt-{tag}"
+    client_id = f"{client_id_prefix(manager.bot_id)}halt-{tag}"
     if client_id in manager.seen_ids:
         return cancelled, client_id
     ctx = RiskContext(market=facts, daily_pnl=Decimal(0), equity=Decimal(1),

@@ -29,6 +29,7 @@ from botwarden.data.econ_calendar import EconEvent, blackout
 from botwarden.data.providers.base import Bar
 from botwarden.domain.instruments import Instrument
 from botwarden.domain.ledger import unrealized as unrealized_pnl
+from botwarden.domain.orders import client_id_prefix
 from botwarden.domain.risk import MarketFacts, RiskVerdict, evaluate_bands
 from botwarden.domain.risk_limits import RiskLimits
 from botwarden.domain.trading import OrderStatus, OrderType, Side, TradingState
@@ -192,7 +193,7 @@ class RunnerCore:
         wanted = 0 if (self.latched or flatten) else wanted_side * self.size
         symbol = self.instrument.symbol
         position = self.manager.position(symbol)
-        stamp = f"{self.bot_id[:20]}-{int(next_open.timestamp())}"
+        stamp = f"{client_id_prefix(self.bot_id)}{int(next_open.timestamp())}"
         # The risk context costs calendar and event lookups: built only for a bar that orders.
         needs_order = (position != 0 and (wanted == 0 or (wanted > 0) != (position > 0))) \
             or (position == 0 and wanted != 0)

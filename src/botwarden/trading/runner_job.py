@@ -51,6 +51,7 @@ from botwarden.trading.broker_factory import make_broker
 from botwarden.trading.brokers.base import Bracket, Broker
 from botwarden.trading.brokers.simulated import SimulatedBrokerCore
 from botwarden.trading.feeds import build_feed
+from botwarden.trading.fill_poll import FillPoll
 from botwarden.trading.halt import halt_orders
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.reconcile_service import reconcile
@@ -215,14 +216,7 @@ class Runner:
         broker = self.broker
         if isinstance(broker, SimulatedBrokerCore):
             return lambda bar: broker.on_bar(self.symbol, bar)
-        since: list[datetime | None] = [None]
-
-        def poll(_bar: Bar) -> Any:
-            fills = broker.fills(since[0])
-            since[0] = self.ctx.clock()
-            return fills
-
-        return poll
+        return FillPoll(broker, self.bot_id, self.ctx.clock)
 
     def process(self, core: RunnerCore, bar: Bar, fills_for: Callable[[Bar], Any]) -> None:
         # The previous bar's state is durable before this bar's decisions: a crash replays

@@ -20,6 +20,7 @@ from botwarden.trading.brokers.tradovate import (
     is_configured,
     register_tradovate,
 )
+from botwarden.trading.brokers.tradovate.session import close_sessions, process_client
 from tests.trading.brokers.conftest import (
     BASE,
     CREDENTIALS,
@@ -192,13 +193,28 @@ def test_registry_verifies_tradovate(api: respx.MockRouter, tmp_path: Path,
     registry = IntegrationRegistry(settings, clock=clock, specs=[
         IntegrationSpec("replay", ProviderKind.DATA, True, "local bars"),
         IntegrationSpec("tradovate", ProviderKind.BROKER, True, "BOTWARDEN_TRADOVATE_*")])
-    register_tradovate(registry, settings)
-    assert registry.status("tradovate") is Health.DEGRADED  # keys present, not verified
-    assert registry.verify("tradovate").ok
-    assert registry.status("tradovate") is Health.OK
-    api["token"].mock(return_value=ok("access_token_refused.json"))
-    client = register_tradovate(registry, settings)
-    result = registry.verify("tradovate")
-    assert (result.ok, result.code) == (False, "ENTITLEMENT_REVOKED")
-    assert registry.status("tradovate") is Health.DOWN
-    assert "hunter2" not in result.message and client.base_url == BASE
+    try:
+        client = register_tradovate(registry, settings)
+        assert client is process_client(settings) and client.observer is registry
+        assert registry.status("tradovate") is Health.DEGRADED  # keys present, not verified
+        assert registry.verify("tradovate").ok
+        assert registry.status("tradovate") is Health.OK
+        close_sessions()  # a new process: its client holds no session yet
+        api["token"].mock(return_value=ok("access_token_refused.json"))
+        client = register_tradovate(registry, settings)
+        assert client is not None
+        result = registry.verify("tradovate")
+        assert (result.ok, result.code) == (False, "ENTITLEMENT_REVOKED")
+        assert registry.status("tradovate") is Health.DOWN
+        assert "hunter2" not in result.message and client.base_url == BASE
+    finally:
+        close_sessions()
+
+
+def test_nothing_is_registered_without_credentials(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, tradovate_username="bw-demo")
+    registry = IntegrationRegistry(settings, specs=[
+        IntegrationSpec("replay", ProviderKind.DATA, True, "local bars"),
+        IntegrationSpec("tradovate", ProviderKind.BROKER, False, "BOTWARDEN_TRADOVATE_*")])
+    assert register_tradovate(registry, settings) is None
+    assert registry.verify("tradovate").code == "KEY_MISSING"

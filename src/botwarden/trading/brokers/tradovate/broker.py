@@ -1,4 +1,5 @@
-"""Tradovate behind the broker interface, over REST (polled; no WebSocket user sync yet).
+"""Tradovate behind the broker interface: orders over REST; fills and order reports from the
+WebSocket user sync while it is live (user_sync.py), else over REST.
 
 Exactly-once. Every order is placed with our client order id as Tradovate's `clOrdId`, which
 Tradovate keeps on the order's New command. Before placing, the broker looks the id up in
@@ -16,6 +17,12 @@ may exist, so query it, and a resend with the same id finds it first.
 Reads: query_order reads the order, its versions and fills (/order/item, /orderVersion/deps,
 /fill/deps); open_orders and fills read the lists (/order/list, /orderVersion/list,
 /fill/list); position reads /position/list. Tradovate allows 5,000 requests an hour a user.
+With a live user sync (`sync`), fills and query_order read its mirror instead, and finding
+an order by our client id reads the mirror's commands: no request. The mirror may trail
+Tradovate by the time an event takes to arrive, so what must be current reads REST always:
+an order the mirror has not seen yet (just placed), the order after a cancel, the orders
+after a placing that ended unknown, and open_orders and position (reconcile compares them
+with our book; flatten sizes its order on the position).
 
 Symbols: a root we know ("MES") trades its front month, as Tradovate names it
 (/contract/suggest, then /contractMaturity/items: the maturity marked isFront, else the
@@ -30,8 +37,9 @@ and limit orders once the entry has filled.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -58,7 +66,10 @@ from botwarden.trading.brokers.base import (
 )
 from botwarden.trading.brokers.tradovate import mapping as m
 from botwarden.trading.brokers.tradovate.client import TradovateClient, TradovateCredentials
+from botwarden.trading.brokers.tradovate.user_mirror import UserMirror
+from botwarden.trading.brokers.tradovate.user_sync import UserSync
 
+T = TypeVar("T")
 _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -67,8 +78,9 @@ class TradovateBroker:
     supports_brackets = False  # the order manager places the exits itself (managed_exits)
 
     def __init__(self, client: TradovateClient, *, account: str | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, sync: UserSync | None = None) -> None:
         self.client = client
+        self.sync = sync
         self.account_name = account
         self.clock = clock
         self._lock = threading.RLock()
@@ -134,7 +146,7 @@ class TradovateBroker:
                                           operation="cancel")
             except ProviderError as error:
                 raise self._entry_error(error, None) from error
-            after = self._report(order_id, client_order_id)
+            after = self._report(order_id, client_order_id, fresh=True)
             failure = result.get("failureReason") if isinstance(result, dict) else None
             if failure and failure != "Success" and after is not None and after.status in OPEN:
                 raise BrokerRejected(str(failure), str(result.get("failureText") or failure))
@@ -174,10 +186,12 @@ class TradovateBroker:
         """Fills of this account's orders at or after `since` (inclusive)."""
         with self._lock:
             account_id = self._the_account()[0]
-            orders = {int(o["id"]): o for o in self._read("/order/list", operation="fills")
-                      if o.get("accountId") == account_id}
-            raw = [f for f in self._read("/fill/list", operation="fills")
-                   if f.get("orderId") in orders and f.get("active", True)]
+            lists = self._mirrored(lambda mirror: (mirror.orders(), mirror.fills()))
+            if lists is None:
+                lists = (self._read("/order/list", operation="fills"),
+                         self._read("/fill/list", operation="fills"))
+            orders = {int(o["id"]): o for o in lists[0] if o.get("accountId") == account_id}
+            raw = [f for f in lists[1] if f.get("orderId") in orders and f.get("active", True)]
             self._know_orders(int(f["orderId"]) for f in raw)
             reports = [m.fill_report(f, self._client_id(int(f["orderId"])),
                                      self._symbol_of(int(orders[int(f["orderId"])]
@@ -218,10 +232,21 @@ class TradovateBroker:
         foreign = m.parse_foreign(client_order_id)
         if foreign is not None:
             return foreign
+        if client_order_id not in self._by_client_id and client_order_id not in self._unknown:
+            found = self._mirrored(lambda mirror: mirror.order_id_for(client_order_id))
+            if found is not None:
+                self._remember(client_order_id, found)
+                return found
+            if self._mirrored(lambda _mirror: True):
+                return None  # the live mirror holds every command: no such order
         if client_order_id not in self._by_client_id and (
                 not self._commands_read or client_order_id in self._unknown):
             self._read_commands()
         return self._by_client_id.get(client_order_id)
+
+    def _mirrored(self, reader: Callable[[UserMirror], T]) -> T | None:
+        """`reader(mirror)` while the user sync is live, else None."""
+        return self.sync.read(reader) if self.sync is not None else None
 
     def _read_commands(self) -> None:
         for command in self._read("/command/list", operation="commands"):
@@ -230,8 +255,16 @@ class TradovateBroker:
         self._commands_read = True
 
     def _know_orders(self, order_ids: Any) -> None:
-        if any(order_id not in self._by_order_id for order_id in order_ids):
-            self._read_commands()  # orders placed since (by a process before a restart)
+        unknown = [order_id for order_id in order_ids if order_id not in self._by_order_id]
+        if not unknown:
+            return
+        known = self._mirrored(UserMirror.client_ids)
+        if known is not None:
+            for order_id, client_order_id in known.items():
+                self._remember(client_order_id, order_id)
+            if all(order_id in self._by_order_id for order_id in unknown):
+                return
+        self._read_commands()  # orders placed since (by a process before a restart)
 
     def _remember(self, client_order_id: str, order_id: int) -> None:
         self._by_client_id[client_order_id] = order_id
@@ -249,13 +282,23 @@ class TradovateBroker:
                                  report.message or "Tradovate rejected this order")
         return Ack(client_order_id, str(order_id), status, duplicate=True)
 
-    def _report(self, order_id: int, client_order_id: str) -> OrderReport | None:
-        order = self._read("/order/item", {"id": order_id}, operation="query_order")
-        if not isinstance(order, dict) or "id" not in order:
-            return None
-        versions = self._read("/orderVersion/deps", {"masterid": order_id},
-                              operation="query_order")
-        raw = self._read("/fill/deps", {"masterid": order_id}, operation="query_order")
+    def _report(self, order_id: int, client_order_id: str, *, fresh: bool = False
+                ) -> OrderReport | None:
+        """The order as the mirror has it, else (or `fresh`, or not in the mirror yet) as
+        REST reads it."""
+        mirrored = None if fresh or client_order_id in self._unknown else self._mirrored(
+            lambda mirror: (mirror.order(order_id), mirror.versions(order_id),
+                            mirror.fills(order_id)))
+        order: Any = mirrored[0] if mirrored is not None else None
+        if mirrored is not None and order is not None:
+            versions, raw = mirrored[1], mirrored[2]
+        else:
+            order = self._read("/order/item", {"id": order_id}, operation="query_order")
+            if not isinstance(order, dict) or "id" not in order:
+                return None
+            versions = self._read("/orderVersion/deps", {"masterid": order_id},
+                                  operation="query_order")
+            raw = self._read("/fill/deps", {"masterid": order_id}, operation="query_order")
         name = self._symbol_of(int(order["contractId"]))
         fills = [m.fill_report(f, client_order_id, name, self.fill_prefix) for f in raw
                  if f.get("active", True)]
@@ -316,7 +359,8 @@ class TradovateBroker:
         return int(chosen["id"]), str(chosen["name"])
 
     def _symbol_of(self, contract_id: int) -> str:
-        name = self._contract_names.get(contract_id)
+        name = self._contract_names.get(contract_id) or self._mirrored(
+            lambda mirror: mirror.contract_name(contract_id))
         if name is None:
             found = self._read("/contract/item", {"id": contract_id}, operation="contracts")
             name = str(found["name"]) if isinstance(found, dict) else str(contract_id)

@@ -155,6 +155,14 @@ class TradovateClient(ProviderBase):
 
     # ---- the access token ----
 
+    def access_token(self) -> str:
+        """The session's token (renewed or requested as needed), for the WebSocket's
+        `authorize`."""
+        if self.credentials is None:
+            raise ProviderError(self.name, ErrorCode.KEY_MISSING,
+                                "no Tradovate credentials configured")
+        return self._ensure_token()
+
     def _ensure_token(self, *, force_new: bool = False) -> str:
         with self._auth_lock:
             now = self.clock()
