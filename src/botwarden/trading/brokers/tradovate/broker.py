@@ -47,7 +47,7 @@ from botwarden.clock import Clock, utcnow
 from botwarden.config import Settings
 from botwarden.data.providers.base import CallObserver
 from botwarden.data.providers.errors import ErrorCode, ProviderError
-from botwarden.domain.instruments import INSTRUMENTS, get_instrument
+from botwarden.domain.instruments import INSTRUMENTS
 from botwarden.domain.orders import OPEN
 from botwarden.domain.trading import OrderStatus
 from botwarden.trading.brokers.base import (
@@ -110,7 +110,9 @@ class TradovateBroker:
             existing = self._order_id(cid)
             if existing is not None:
                 return self._ack_existing(cid, existing)
-            self._check_price(request)
+            off_grid = m.off_tick_grid(request)
+            if off_grid:
+                raise BrokerRejected("PRICE_OFF_TICK_GRID", off_grid)
             account_id, account_spec = self._the_account()
             contract_name = self._contract(request.symbol)[1]
             body = m.place_order_body(request, account_id, account_spec, contract_name)
@@ -342,20 +344,10 @@ class TradovateBroker:
         if not outrights:
             raise BrokerRejected("UNKNOWN_SYMBOL", f"Tradovate lists no {root} contract")
         ids = ",".join(str(c["contractMaturityId"]) for c in outrights)
-        maturities = {int(x["id"]): x for x in self._read(
-            "/contractMaturity/items", {"ids": ids}, operation="contracts")}
-        now = self.clock()
-
-        def expires(contract: dict[str, Any]) -> datetime:
-            return m.parse_time(maturities[int(contract["contractMaturityId"])]
-                                ["expirationDate"])
-
-        known = [c for c in outrights if int(c["contractMaturityId"]) in maturities]
-        live = [c for c in known if expires(c) > now]
-        if not live:
+        maturities = self._read("/contractMaturity/items", {"ids": ids}, operation="contracts")
+        chosen = m.front_month(outrights, maturities, self.clock())
+        if chosen is None:
             raise BrokerRejected("UNKNOWN_SYMBOL", f"no unexpired {root} contract")
-        front = [c for c in live if maturities[int(c["contractMaturityId"])].get("isFront")]
-        chosen = min(front or live, key=expires)
         return int(chosen["id"]), str(chosen["name"])
 
     def _symbol_of(self, contract_id: int) -> str:
@@ -366,14 +358,6 @@ class TradovateBroker:
             name = str(found["name"]) if isinstance(found, dict) else str(contract_id)
             self._contract_names[contract_id] = name
         return m.root_symbol(name)
-
-    def _check_price(self, request: OrderRequest) -> None:
-        root = m.root_symbol(request.symbol)
-        if request.price is not None and root in INSTRUMENTS:
-            instrument = get_instrument(root)
-            if not instrument.is_on_grid(request.price):
-                raise BrokerRejected("PRICE_OFF_TICK_GRID", f"{request.price} is not a "
-                                     f"multiple of {root}'s tick {instrument.tick_size}")
 
     # ---- errors ----
 

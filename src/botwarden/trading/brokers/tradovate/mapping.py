@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from botwarden.domain.instruments import INSTRUMENTS
+from botwarden.domain.instruments import INSTRUMENTS, get_instrument
 from botwarden.domain.ledger import PRICE_QUANTUM, ZERO
 from botwarden.domain.trading import OrderStatus, OrderType, Side
 from botwarden.trading.brokers.base import FillReport, OrderReport, OrderRequest
@@ -163,3 +163,29 @@ def order_report(order: Entity, version: Entity | None, fills: Sequence[FillRepo
         reject_code="Rejected" if status is OrderStatus.REJECTED else None,
         message=reject_text,
     )
+
+
+def front_month(outrights: Sequence[Entity], maturities: Sequence[Entity], now: datetime
+                ) -> Entity | None:
+    """The contract to trade among a root's outrights: the unexpired one whose maturity is
+    marked isFront, else the nearest unexpired; None when every one has expired."""
+    by_id = {int(x["id"]): x for x in maturities}
+    known = [c for c in outrights if int(c["contractMaturityId"]) in by_id]
+
+    def expires(contract: Entity) -> datetime:
+        return parse_time(by_id[int(contract["contractMaturityId"])]["expirationDate"])
+
+    live = [c for c in known if expires(c) > now]
+    front = [c for c in live if by_id[int(c["contractMaturityId"])].get("isFront")]
+    return min(front or live, key=expires) if live else None
+
+
+def off_tick_grid(request: OrderRequest) -> str | None:
+    """Why the request's price is off its instrument's tick grid, or None."""
+    root = root_symbol(request.symbol)
+    if request.price is None or root not in INSTRUMENTS:
+        return None
+    instrument = get_instrument(root)
+    if instrument.is_on_grid(request.price):
+        return None
+    return f"{request.price} is not a multiple of {root}'s tick {instrument.tick_size}"
