@@ -144,7 +144,9 @@ class UserSync:
         user_id = self.client.user_id
         if user_id is None:
             raise SessionEnded("the access token names no user")
-        with self._connect(self.url, open_timeout=10, close_timeout=2,
+        # No WebSocket-level pings: Tradovate's protocol has its own heartbeats (above),
+        # and a server that ignored pings would have every session dropped after 40 s.
+        with self._connect(self.url, open_timeout=10, close_timeout=2, ping_interval=None,
                            max_size=MAX_FRAME) as socket:
             self.sessions += 1
             self._heard()
