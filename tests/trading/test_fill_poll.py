@@ -73,3 +73,35 @@ def test_only_the_bots_own_fills_are_taken() -> None:
                       FillReport("manual", "tradovate:8812347800", "8812347800", "MES",
                                  Side.SELL, 1, Decimal("6851"), None, T0)]
     assert poll() == [mine]
+
+
+class SignallingFills(ListedFills):
+    """A broker that says when it learnt of a fill (as Tradovate's user sync does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revision: int | None = None
+
+    def fill_revision(self) -> int | None:
+        return self.revision
+
+
+def test_between_bars_it_asks_only_when_the_broker_learnt_of_a_fill() -> None:
+    broker, clock = SignallingFills(), Clock()
+    poll = FillPoll(broker, BOT, clock)  # type: ignore[arg-type]
+    broker.listed.append(fill("a", T0))
+    assert poll.between_bars() == [] and broker.asked == []  # it cannot tell: not asked
+    broker.revision = 1
+    assert [f.fill_id for f in poll.between_bars()] == ["a"]
+    assert poll.between_bars() == [] and len(broker.asked) == 1  # nothing new: not asked
+    broker.listed.append(fill("b", T0 + timedelta(seconds=5)))
+    broker.revision = 2
+    assert [f.fill_id for f in poll.between_bars()] == ["b"]
+    assert poll() == []  # the next bar's poll hands neither over again
+
+
+def test_a_broker_without_the_signal_is_asked_with_bars_only() -> None:
+    broker = ListedFills()
+    broker.listed.append(fill("a", T0))
+    poll = FillPoll(broker, BOT, Clock())  # type: ignore[arg-type]
+    assert poll.between_bars() == [] and broker.asked == []

@@ -73,3 +73,35 @@ def test_exits_follow_the_entry_and_cancel_each_other(engine: Engine,
     orders = _orders(engine, bot_id)
     assert orders["mx-1:MSL"][1] == "FILLED" and orders["mx-1:MTP"][1] == "CANCELED"
     assert manager.position("MES") == 0 and broker.position("MES").qty == 0
+
+
+def test_between_bars_a_filled_entry_gets_its_exits_at_once(engine: Engine,
+                                                            settings: Settings) -> None:
+    """A real broker's fill learnt between bars (RunnerCore.on_fills_between_bars): the
+    protective exits go out then, not at the next bar."""
+    from botwarden.data.calendar import get_calendar
+    from botwarden.domain.instruments import get_instrument
+    from botwarden.research.strategies import build_strategy
+    from botwarden.trading.runner_core import Money, RunnerCore
+
+    account_id, bot_id = make_bot(engine)
+    with write_transaction(engine) as conn:
+        job_store.create_job(conn, account_id=account_id, job_type=JobType.RUNNER,
+                             actor="test", now=utcnow(), bot_id=bot_id)
+    broker = NoBracketBroker(f"paper:{bot_id}", SqlStateStore(engine))
+    manager = OrderManager(engine, bot_id=bot_id, job_id=None, broker=broker, mode="PAPER",
+                           source_type="PAPER", limits=parse_risk_limits(GENEROUS),
+                           clock=lambda: NOW, bracket=Bracket(8, 16))
+    manager.load("MES")
+    zero = Decimal(0)
+    core = RunnerCore(bot_id, build_strategy("sma_cross", {"fast": 1, "slow": 2}),
+                      get_instrument("MES"), get_calendar(), manager, None,
+                      Money(Decimal(50_000), zero, zero, Decimal(50_000), Decimal(50_000),
+                            Decimal(50_000)))
+    manager.place(NewOrder("mx-2", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
+    fills = broker.on_bar("MES", _bar(0, 4999.75, 5000.25))  # the broker filled it
+    assert "mx-2:MSL" not in _orders(engine, bot_id)
+    assert [a.fill.client_order_id for a in core.on_fills_between_bars(fills)] == ["mx-2"]
+    orders = _orders(engine, bot_id)
+    assert orders["mx-2:MSL"] == ("STOP", "WORKING", Decimal("4998.00"))
+    assert orders["mx-2:MTP"] == ("LIMIT", "WORKING", Decimal("5004.00"))

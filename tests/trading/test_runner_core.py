@@ -68,3 +68,27 @@ def test_a_fill_on_a_sessions_first_bar_counts_for_that_day() -> None:
     assert money.realized_before_today == Decimal(70)  # the day before closed at -30
     session = calendar.session_of(first_bar)
     assert session is not None and money.session == session.toordinal()
+
+
+def test_a_fill_between_bars_counts_for_the_day_of_its_time() -> None:
+    calendar = get_calendar()
+    first_bar = calendar.next_open(datetime(2026, 3, 3, 22, 30, tzinfo=UTC))
+    last_bar = first_bar - timedelta(hours=2)  # the day before's last bar...
+    day_before = calendar.session_of(last_bar - timedelta(minutes=30))
+    assert day_before is not None
+    opened = first_bar + timedelta(seconds=20)  # ...and a stop filled at the next open
+    stop_fill = FillReport("f-2", "bot-1-x:MSL", "b-2", "MES", Side.SELL, 1, Decimal("4990"),
+                           Decimal("0.62"), opened)
+    manager = HeldFills([AppliedFill(stop_fill, Book(), Decimal("-40"))])
+    money = Money(capital=Decimal(50_000), realized_before_today=Decimal(0),
+                  daily_realized=Decimal(-30), equity_peak=Decimal(50_000),
+                  account_equity=Decimal(50_000), account_peak=Decimal(50_000),
+                  session=day_before.toordinal())
+    core = RunnerCore("bot-1", build_strategy("sma_cross", {"fast": 1, "slow": 2}),
+                      get_instrument("MES"), calendar, manager, None,  # type: ignore[arg-type]
+                      money)
+    core.last_bar = _bar(last_bar - timedelta(minutes=1))
+    assert core.on_fills_between_bars([]) == []
+    assert len(core.on_fills_between_bars([stop_fill])) == 1
+    assert money.daily_realized == Decimal("-40")  # the new day's loss, not the day before's
+    assert money.realized_before_today == Decimal(-30)

@@ -8,6 +8,11 @@ again (a bar that fails ends the runner, so a fill handed over was applied, or t
 that took it is gone), and the order manager applies each fill id once besides. The
 broker's account may be shared: only the bot's own orders' fills (client_id_prefix) are
 taken.
+
+Between bars (`between_bars`, on the runner's watchdog tick), a broker that can tell
+cheaply that it learnt of a fill (`fill_revision`: Tradovate's user sync) is asked too, so a
+filled entry gets its protective exits, and a filled exit cancels its twin, within a second
+rather than at the next bar.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class FillPoll:
         self.overlap = overlap
         self.since: datetime | None = None
         self._handed: dict[str, datetime] = {}  # fill id -> its time, while it can recur
+        self._revision: int | None = None
 
     def __call__(self, _bar: Any = None) -> list[FillReport]:
         polled_at = self.clock()
@@ -43,3 +49,13 @@ class FillPoll:
         since = self.since
         self._handed = {k: at for k, at in self._handed.items() if at >= since}
         return new
+
+    def between_bars(self) -> list[FillReport]:
+        """The fills the broker learnt of since it was last asked, when its `fill_revision`
+        moved; [] when it did not, or when the broker cannot tell without a request."""
+        revision_of = getattr(self.broker, "fill_revision", None)
+        revision = revision_of() if callable(revision_of) else None
+        if revision is None or revision == self._revision:
+            return []
+        self._revision = revision  # read before asking: a fill meanwhile moves it again
+        return self()

@@ -36,7 +36,7 @@ from botwarden.domain.trading import OrderStatus, OrderType, Side, TradingState
 from botwarden.research.strategies.base import Strategy
 from botwarden.research.ticks import TickBars
 from botwarden.trading import crashpoints
-from botwarden.trading.brokers.base import PROFIT_TARGET_SUFFIX, STOP_LOSS_SUFFIX
+from botwarden.trading.brokers.base import PROFIT_TARGET_SUFFIX, STOP_LOSS_SUFFIX, FillReport
 from botwarden.trading.managed_exits import MANAGED_STOP_SUFFIX, MANAGED_TARGET_SUFFIX
 from botwarden.trading.order_manager import OrderManager, Placed, RiskContext
 from botwarden.trading.order_store import NewOrder
@@ -174,6 +174,20 @@ class RunnerCore:
             else:
                 self.deferred_target = target  # the market is closed: decide at its next open
         return placed
+
+    def on_fills_between_bars(self, reports: list[FillReport]) -> list[Any]:
+        """A real broker's fills learnt between bars (fill_poll): applied now, so the order
+        manager places a filled entry's protective exits, or cancels a filled exit's twin,
+        without waiting for the next bar. They count for the trading day of their own time
+        (a live feed's bars run on the same clock), as a bar's fills count for its day."""
+        if not reports:
+            return []
+        applied = self.manager.on_fills(reports, new=False)
+        latest = max(report.at for report in reports)
+        if self.last_bar is None or latest >= self.last_bar.at:
+            self._roll_day(latest)
+        self._note_fills(applied)
+        return applied
 
     def _note_fills(self, applied: list[Any]) -> None:
         for item in applied:

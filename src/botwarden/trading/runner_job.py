@@ -317,6 +317,8 @@ class Runner:
                     if self.ctx.should_stop:
                         return {"ended": "STOPPED"}
                     self._follow_health(feed)
+                    if isinstance(fills_for, FillPoll):
+                        core.on_fills_between_bars(fills_for.between_bars())
                 # The kill state is read after every bar too (with its save), not only by
                 # the watchdog: a kill is acted on within a bar.
                 if watchdog or isinstance(item, Bar):

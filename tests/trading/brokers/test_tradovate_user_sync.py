@@ -138,8 +138,10 @@ def test_fills_and_reports_come_from_the_mirror_without_a_request(
         api: respx.MockRouter, server: FakeTradovateSocket, sync: UserSync,
         synced_broker: TradovateBroker) -> None:
     reads = rest_reads(api)
+    before = synced_broker.fill_revision()
     server.push(*fixture("events_order_filled.json"))
     assert sync.wait(has_order(NEW_ORDER, "Filled"), WAIT)
+    assert before is not None and synced_broker.fill_revision() == before + 1  # one fill
     fills = synced_broker.fills()
     assert [(f.client_order_id, f.qty) for f in fills] == [
         ("bw-c-1", 1), ("bw-c-1", 1), ("bw-c-3", 2)]
@@ -162,5 +164,6 @@ def test_what_the_mirror_has_not_seen_and_a_stopped_sync_read_rest(
     assert reads["/order/item"].called
     sync.stop()
     assert wait_until(lambda: not sync.live)
+    assert synced_broker.fill_revision() is None  # the runner asks with its bars only
     synced_broker.fills()
     assert reads["/order/list"].called and reads["/fill/list"].called

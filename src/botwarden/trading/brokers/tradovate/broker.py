@@ -223,6 +223,11 @@ class TradovateBroker:
             request = flatten_request(self.position(symbol), client_order_id)
             return self.submit(request) if request is not None else None
 
+    def fill_revision(self) -> int | None:
+        """A number that changes when the user sync learns of a fill; None while it is not
+        live (then fills are asked for with each bar only: REST requests cost)."""
+        return self._mirrored(lambda mirror: mirror.fill_revision)
+
     @property
     def fill_prefix(self) -> str:
         """Fill ids are unique across brokers and Tradovate's two environments."""

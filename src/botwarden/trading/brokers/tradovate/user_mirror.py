@@ -25,6 +25,9 @@ class UserMirror:
         self._by_kind: dict[str, dict[int, Entity]] = {kind: {} for kind in KINDS}
         self._order_by_client_id: dict[str, int] = {}
         self.events_applied = 0
+        # Changes whenever the fills may have: a runner asks for fills between its bars
+        # only when it moved (broker.fill_revision).
+        self.fill_revision = 0
 
     # ---- changes ----
 
@@ -37,6 +40,7 @@ class UserMirror:
         for key, kind in KEPT.items():
             for entity in snapshot.get(key) or ():
                 self._put(kind, entity)
+        self.fill_revision += 1
 
     def apply(self, event: Entity) -> bool:
         """One "props" event; False when it is of a type not kept or is malformed."""
@@ -51,6 +55,8 @@ class UserMirror:
         else:
             return False
         self.events_applied += 1
+        if kind == "fill":
+            self.fill_revision += 1
         return True
 
     def _put(self, kind: str, entity: Entity) -> None:
