@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # Fills and order reports from Tradovate's WebSocket user sync (one socket a process),
     # REST when it is down; false: REST only.
     tradovate_user_sync: bool = True
+    # Requests this process may send Tradovate an hour (its limit is 5,000 a user: processes
+    # sharing a user divide it); reads stop at 80% of it, orders and cancels keep the rest.
+    tradovate_requests_per_hour: int = Field(default=5000, ge=1)
     dask_scheduler: str | None = None
     # Processes for research jobs when no Dask scheduler is set: 0 = one per core,
     # 1 = in the job's own process.

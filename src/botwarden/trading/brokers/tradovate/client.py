@@ -21,6 +21,7 @@ request, masked in every message we keep, and never logged or returned.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,6 +33,11 @@ from pydantic import SecretStr
 from botwarden.config import Settings
 from botwarden.data.providers.base import ProviderBase, ProviderKind
 from botwarden.data.providers.errors import ErrorCode, ProviderError
+from botwarden.trading.brokers.tradovate.budget import (
+    RETRY_AFTER_SECONDS,
+    BudgetSpent,
+    RequestBudget,
+)
 from botwarden.trading.brokers.tradovate.mapping import parse_time
 
 URLS = {"demo": "https://demo.tradovateapi.com/v1", "live": "https://live.tradovateapi.com/v1"}
@@ -89,9 +95,11 @@ class TradovateClient(ProviderBase):
 
     def __init__(self, credentials: TradovateCredentials | None, *,
                  http: httpx.Client | None = None, timeout: float = 10.0,
-                 renew_before: timedelta = timedelta(minutes=15), **options: Any) -> None:
+                 renew_before: timedelta = timedelta(minutes=15),
+                 budget: RequestBudget | None = None, **options: Any) -> None:
         super().__init__(secrets=credentials.secrets if credentials else (), **options)
         self.credentials = credentials
+        self.budget = budget or RequestBudget()
         self.http = http or httpx.Client(timeout=timeout)
         self.renew_before = renew_before
         self.user_id: int | None = None
@@ -116,22 +124,39 @@ class TradovateClient(ProviderBase):
     def get(self, path: str, params: dict[str, Any] | None = None, *, operation: str,
             attempts: int | None = None) -> Any:
         """A read: retried with backoff when a retry can help."""
-        return self.call(operation, lambda: self._request("GET", path, params=params),
-                         _rows, attempts=attempts)
+        return self._budgeted(operation, lambda: self.call(
+            operation, lambda: self._request("GET", path, params=params), _rows,
+            attempts=attempts))
 
     def post(self, path: str, body: dict[str, Any], *, operation: str,
              attempts: int = 1) -> Any:
         """A command: one attempt unless told otherwise (a resent order is a second order)."""
-        return self.call(operation, lambda: self._request("POST", path, body=body), _rows,
-                         attempts=attempts)
+        return self._budgeted(operation, lambda: self.call(
+            operation, lambda: self._request("POST", path, body=body), _rows,
+            attempts=attempts))
+
+    def _budgeted(self, operation: str, send: Any) -> Any:
+        """`send()`, with a request refused by our budget (budget.py) reported as a refused
+        call and raised as RATE_LIMITED, without the retries a 429 from Tradovate gets."""
+        started = time.perf_counter()
+        try:
+            return send()
+        except BudgetSpent as spent:
+            error = ProviderError(self.name, ErrorCode.RATE_LIMITED, str(spent),
+                                  retry_after=RETRY_AFTER_SECONDS)
+            self.report(operation, False, (time.perf_counter() - started) * 1e3, error=error)
+            raise error from None
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  body: dict[str, Any] | None = None) -> Any:
         if self.credentials is None:
             raise ProviderError(self.name, ErrorCode.KEY_MISSING,
                                 "no Tradovate credentials configured")
-        response = self._send(method, path, self._ensure_token(), params, body)
+        token = self._ensure_token()
+        self.budget.take(read=method == "GET")  # each attempt is a request
+        response = self._send(method, path, token, params, body)
         if response.status_code == 401:  # refused token, nothing done: log in once more
+            self.budget.take(read=method == "GET")
             response = self._send(method, path, self._ensure_token(force_new=True), params,
                                   body)
         return self._json(response)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from botwarden.config import Settings
 from botwarden.trading.brokers.tradovate.broker import TradovateBroker
+from botwarden.trading.brokers.tradovate.budget import RequestBudget
 from botwarden.trading.brokers.tradovate.client import TradovateClient, TradovateCredentials
 from botwarden.trading.brokers.tradovate.user_sync import UserSync
 
@@ -35,17 +36,18 @@ def _credentials(settings: Settings) -> TradovateCredentials:
     return credentials
 
 
-def _session(credentials: TradovateCredentials) -> _Session:
+def _session(settings: Settings, credentials: TradovateCredentials) -> _Session:
     key = (credentials.environment, credentials.username)
     if key not in _sessions:
-        _sessions[key] = _Session(TradovateClient(credentials))
+        budget = RequestBudget(settings.tradovate_requests_per_hour)
+        _sessions[key] = _Session(TradovateClient(credentials, budget=budget))
     return _sessions[key]
 
 
 def process_client(settings: Settings) -> TradovateClient:
     """The process's REST client for these credentials (the caller checks they are set)."""
     with _lock:
-        return _session(_credentials(settings)).client
+        return _session(settings, _credentials(settings)).client
 
 
 def process_broker(settings: Settings) -> TradovateBroker:
@@ -56,7 +58,7 @@ def process_broker(settings: Settings) -> TradovateBroker:
     with _lock:
         broker = _brokers.get(key)
         if broker is None:
-            session = _session(credentials)
+            session = _session(settings, credentials)
             if settings.tradovate_user_sync and session.sync is None:
                 session.sync = UserSync(session.client).start()
             broker = TradovateBroker(session.client, account=settings.tradovate_account,
