@@ -52,10 +52,11 @@ def _orders(engine: Engine, bot_id: str) -> dict[str, tuple[str, str, Decimal | 
             for r in rows}
 
 
-def test_exits_follow_the_entry_and_cancel_each_other(engine: Engine,
-                                                      settings: Settings) -> None:
+def _bracketed(engine: Engine) -> tuple[str, NoBracketBroker, OrderManager]:
+    """A bot with a runner instance (its trades are booked to it), on a paper market that
+    refuses brackets, and its order manager with a bracket of 8 and 16 ticks."""
     account_id, bot_id = make_bot(engine)
-    with write_transaction(engine) as conn:  # the instance its trades are booked to
+    with write_transaction(engine) as conn:
         job_store.create_job(conn, account_id=account_id, job_type=JobType.RUNNER,
                              actor="test", now=utcnow(), bot_id=bot_id)
     broker = NoBracketBroker(f"paper:{bot_id}", SqlStateStore(engine))
@@ -63,6 +64,12 @@ def test_exits_follow_the_entry_and_cancel_each_other(engine: Engine,
                            source_type="PAPER", limits=parse_risk_limits(GENEROUS),
                            clock=lambda: NOW, bracket=Bracket(8, 16))
     manager.load("MES")
+    return bot_id, broker, manager
+
+
+def test_exits_follow_the_entry_and_cancel_each_other(engine: Engine,
+                                                      settings: Settings) -> None:
+    bot_id, broker, manager = _bracketed(engine)
     entry = manager.place(NewOrder("mx-1", "MES", Side.BUY, 1, OrderType.MARKET), risk_context())
     assert entry.status is not None and entry.status.value == "WORKING"
     manager.on_fills(broker.on_bar("MES", _bar(0, 4999.75, 5000.25)))  # fills at 5000.00
@@ -84,15 +91,7 @@ def test_between_bars_a_filled_entry_gets_its_exits_at_once(engine: Engine,
     from botwarden.research.strategies import build_strategy
     from botwarden.trading.runner_core import Money, RunnerCore
 
-    account_id, bot_id = make_bot(engine)
-    with write_transaction(engine) as conn:
-        job_store.create_job(conn, account_id=account_id, job_type=JobType.RUNNER,
-                             actor="test", now=utcnow(), bot_id=bot_id)
-    broker = NoBracketBroker(f"paper:{bot_id}", SqlStateStore(engine))
-    manager = OrderManager(engine, bot_id=bot_id, job_id=None, broker=broker, mode="PAPER",
-                           source_type="PAPER", limits=parse_risk_limits(GENEROUS),
-                           clock=lambda: NOW, bracket=Bracket(8, 16))
-    manager.load("MES")
+    bot_id, broker, manager = _bracketed(engine)
     zero = Decimal(0)
     core = RunnerCore(bot_id, build_strategy("sma_cross", {"fast": 1, "slow": 2}),
                       get_instrument("MES"), get_calendar(), manager, None,
