@@ -142,10 +142,19 @@ def test_fills_and_reports_come_from_the_mirror_without_a_request(
     server.push(*fixture("events_order_filled.json"))
     assert sync.wait(has_order(NEW_ORDER, "Filled"), WAIT)
     assert before is not None and synced_broker.fill_revision() == before + 1  # one fill
+    manual = {"id": 8812347800, "accountId": 1234567, "contractId": 3447120,  # no clOrdId
+              "timestamp": "2025-12-01T15:41:00.000Z", "action": "Buy", "ordStatus": "Filled"}
+    server.push({"e": "props", "d": {"entityType": "order", "eventType": "Created",
+                                     "entity": manual}},
+                {"e": "props", "d": {"entityType": "fill", "eventType": "Created", "entity": {
+                    "id": 5521600, "orderId": 8812347800, "contractId": 3447120,
+                    "timestamp": "2025-12-01T15:41:00.100Z", "action": "Buy", "qty": 1,
+                    "price": 6861.0, "active": True}}})
+    assert sync.wait(lambda mirror: len(mirror.fills()) == 4, WAIT)
     fills = synced_broker.fills()
     assert [(f.client_order_id, f.qty) for f in fills] == [
-        ("bw-c-1", 1), ("bw-c-1", 1), ("bw-c-3", 2)]
-    assert fills[-1].fill_id == "tradovate-demo-5521500" and fills[-1].symbol == "MES"
+        ("bw-c-1", 1), ("bw-c-1", 1), ("bw-c-3", 2), ("tradovate:8812347800", 1)]
+    assert fills[2].fill_id == "tradovate-demo-5521500" and fills[2].symbol == "MES"
     report = synced_broker.query_order("bw-c-3")
     assert report is not None and (report.status, report.filled_qty) == (OrderStatus.FILLED, 2)
     working = synced_broker.query_order("bw-c-2")

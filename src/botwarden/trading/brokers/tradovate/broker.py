@@ -269,8 +269,7 @@ class TradovateBroker:
         if known is not None:
             for order_id, client_order_id in known.items():
                 self._remember(client_order_id, order_id)
-            if all(order_id in self._by_order_id for order_id in unknown):
-                return
+            return  # the live mirror holds every command: the rest are not ours (foreign)
         self._read_commands()  # orders placed since (by a process before a restart)
 
     def _remember(self, client_order_id: str, order_id: int) -> None:
