@@ -4,10 +4,20 @@ of the engine stops the thread."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
-from botwarden.store.db import SAFETY_NET_PAGES, checkpointer_of, make_engine
+from sqlalchemy.engine import Engine
+
+from botwarden.store.db import (
+    SAFETY_NET_PAGES,
+    WalCheckpointer,
+    checkpointer_of,
+    make_engine,
+    process_writer,
+    write_transaction,
+)
 
 
 def _wait(condition: object, seconds: float = 20.0) -> bool:
@@ -42,3 +52,97 @@ def test_engines_without_it_keep_sqlites_own_checkpoint(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     engine.dispose()
+
+
+def _commit_steadily(engine: Engine, stop: threading.Event, counts: list[int]) -> None:
+    """One writer committing back to back, as runners do under load: the log never has a
+    moment with nothing appended."""
+    payload = "x" * 2_000
+    while not stop.is_set():
+        with write_transaction(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO t (x) VALUES (?)", (payload,))
+        counts[0] += 1
+
+
+def test_under_steady_commits_the_checkpointer_starts_the_log_over(tmp_path: Path) -> None:
+    """A PASSIVE checkpoint alone never lets the log start over while commits keep coming;
+    it grew until a commit ran SQLite's own checkpoint, syncing both files inside it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")  # no checkpointer of its own
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x TEXT)")
+        conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # SQLite's own: never
+    for conn_record in list(engine.pool._pool.queue):  # type: ignore[attr-defined]
+        conn_record.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+    checkpointer = WalCheckpointer(engine, every=0.05, restart_frames=200)
+    stop, counts = threading.Event(), [0]
+    writer = threading.Thread(target=_commit_steadily, args=(engine, stop, counts))
+    writer.start()
+    checkpointer.start()
+    try:
+        assert _wait(lambda: checkpointer.restarts >= 3 and counts[0] > 2_000)
+    finally:
+        stop.set()
+        writer.join(timeout=20)
+        checkpointer.stop()
+        checkpointer.join(timeout=20)
+    wal = tmp_path / "db.sqlite-wal"
+    # Each restart rewrites the log from its start: it stays near restart_frames pages.
+    assert wal.stat().st_size < 20 * 200 * 4096, wal.stat().st_size
+    engine.dispose()
+
+
+def test_in_process_writers_take_turns_on_the_process_writer_lock(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    lock = process_writer(engine)
+    assert isinstance(lock, type(threading.RLock()))
+    taken_elsewhere: list[bool] = []
+
+    def try_elsewhere() -> None:
+        got = lock.acquire(blocking=False)
+        taken_elsewhere.append(not got)
+        if got:
+            lock.release()
+
+    with write_transaction(engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        other = threading.Thread(target=try_elsewhere)
+        other.start()
+        other.join()
+    other = threading.Thread(target=try_elsewhere)
+    other.start()
+    other.join()
+    assert taken_elsewhere == [True, False]
+    engine.dispose()
+
+
+def test_the_full_checkpoint_waits_for_this_processs_writer(tmp_path: Path) -> None:
+    """The FULL checkpoint that restarts the log holds SQLite's write lock: it runs in the
+    process's turn, so a runner queued behind it goes as soon as it is done."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x TEXT)")
+        for _ in range(50):
+            conn.exec_driver_sql("INSERT INTO t (x) VALUES (?)", ("y" * 3_000,))
+    checkpointer = WalCheckpointer(engine, restart_frames=1)
+    done = threading.Event()
+
+    def checkpoint() -> None:
+        with engine.connect() as conn:
+            checkpointer.checkpoint(conn.connection.dbapi_connection, _writer(engine))
+        done.set()
+
+    with process_writer(engine):
+        thread = threading.Thread(target=checkpoint)
+        thread.start()
+        assert not done.wait(0.3)  # queued behind this process's writer
+        assert checkpointer.restarts == 0
+    assert done.wait(20)
+    thread.join()
+    assert checkpointer.restarts == 1
+    engine.dispose()
+
+
+def _writer(engine: Engine) -> threading.RLock:
+    lock = process_writer(engine)
+    assert isinstance(lock, type(threading.RLock()))
+    return lock  # type: ignore[return-value]
