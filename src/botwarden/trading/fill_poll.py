@@ -7,7 +7,9 @@ ours, is still in the next answer. A fill this poll handed over before is not ha
 again (a bar that fails ends the runner, so a fill handed over was applied, or the runner
 that took it is gone), and the order manager applies each fill id once besides. The
 broker's account may be shared: only the bot's own orders' fills (client_id_prefix) are
-taken.
+taken. A read that fails (the broker timed out or is unreachable) hands nothing over and
+leaves `since` where it was: the runner orders nothing on that bar (RunnerCore's blind
+bar), asks again on every watchdog tick, and the read that succeeds covers the gap.
 
 Between bars (`between_bars`, on the runner's watchdog tick), a broker that can tell
 cheaply that it learnt of a fill (`fill_revision`: Tradovate's user sync) is asked too, so a

@@ -36,12 +36,22 @@ from botwarden.domain.trading import OrderStatus, OrderType, Side, TradingState
 from botwarden.research.strategies.base import Strategy
 from botwarden.research.ticks import TickBars
 from botwarden.trading import crashpoints
-from botwarden.trading.brokers.base import PROFIT_TARGET_SUFFIX, STOP_LOSS_SUFFIX, FillReport
+from botwarden.trading.brokers.base import (
+    PROFIT_TARGET_SUFFIX,
+    STOP_LOSS_SUFFIX,
+    BrokerDisconnected,
+    BrokerTimeout,
+    FillReport,
+)
 from botwarden.trading.managed_exits import MANAGED_STOP_SUFFIX, MANAGED_TARGET_SUFFIX
 from botwarden.trading.order_manager import OrderManager, Placed, RiskContext
 from botwarden.trading.order_store import NewOrder
 
 NO_SESSION = np.iinfo(np.int64).min
+BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"  # a bar whose fills the broker could not give
+# Blind bars in a row a runner rides out; at the next one its error ends the runner, and the
+# supervisor's retries and circuit breaker (an open circuit is a kill trigger) take over.
+BLIND_BARS_LIMIT = 5
 # Fills of these orders are forced exits (a bracket's, native or managed by us).
 FORCED_EXIT_SUFFIXES = (STOP_LOSS_SUFFIX, PROFIT_TARGET_SUFFIX, MANAGED_STOP_SUFFIX,
                         MANAGED_TARGET_SUFFIX)
@@ -82,6 +92,9 @@ class RunnerCore:
     last_bar: Bar | None = None
     bars_seen: int = 0
     orders_sent: int = 0
+    # Why the broker's fills could not be read, from that bar until a read succeeds.
+    fills_unknown: str | None = None
+    blind_bars: int = 0  # bars in a row whose fills could not be read
 
     def __post_init__(self) -> None:
         self.state = self.strategy.initial_state()
@@ -154,7 +167,14 @@ class RunnerCore:
             target, self.deferred_target = self.deferred_target, None
             with self.manager.transitions_deferred():
                 placed += self._decide(target, bar.at, bar, now=bar.at)
-        reports = fills_for_bar(bar)
+        try:
+            reports = fills_for_bar(bar)
+        except (BrokerTimeout, BrokerDisconnected) as error:
+            self.blind_bars += 1
+            if self.blind_bars > BLIND_BARS_LIMIT:
+                raise
+            return placed + self._blind_bar(bar, error)
+        self.fills_unknown, self.blind_bars = None, 0
         crashpoints.reached(crashpoints.BAR_MATCHED)
         # The bar's intents commit before its first order is sent; its fills, with an
         # in-process broker's book, in the transaction after the sends (bar_transaction).
@@ -174,6 +194,37 @@ class RunnerCore:
             else:
                 self.deferred_target = target  # the market is closed: decide at its next open
         return placed
+
+    def _blind_bar(self, bar: Bar, error: BrokerTimeout | BrokerDisconnected) -> list[Placed]:
+        """The broker's fills could not be read (a timeout, the broker unreachable or
+        refusing us): the position is not known, so this bar orders nothing, and a no-trade
+        trace says why. The strategy still sees the bar (its state follows every bar, as in
+        the backtest) and the trading day rolls; the watchdog asks for the fills again every
+        second (fill_poll), and the next bar decides on what they are then."""
+        self.fills_unknown = f"{error.code}: {error.message}"
+        self._roll_day(bar.at)
+        target = self.target_for(bar)
+        self.last_bar = bar
+        self.bars_seen += 1
+        close_time = bar.at + timedelta(seconds=self.bar_seconds)
+        if not self.calendar.is_open(close_time):
+            self.deferred_target = target  # decided at the next open, as on any closed bar
+            return []
+        self._follow_target(target)
+        self.manager.record_no_trade(
+            bar.at, BROKER_UNAVAILABLE, f"the broker's fills could not be read "
+            f"({self.fills_unknown}): the position is unknown, so this bar orders nothing",
+            "Nothing to do if it passes: the runner asks again every second and decides at "
+            "the next bar. If it lasts, check the broker's status and the integration's "
+            "health (GET /api/integrations).",
+            {"target": target, "close": bar.close, "strategy": self.strategy.kind})
+        return []
+
+    def _follow_target(self, wanted_side: int) -> None:
+        """A target that changed clears the latch a forced exit set (the fill kernel's rule)."""
+        if wanted_side != self.previous_target:
+            self.latched = False
+            self.previous_target = wanted_side
 
     def on_fills_between_bars(self, reports: list[FillReport]) -> list[Any]:
         """A real broker's fills learnt between bars (fill_poll): applied now, so the order
@@ -200,9 +251,7 @@ class RunnerCore:
     def _decide(self, wanted_side: int, next_open: datetime, bar: Bar, now: datetime,
                 ) -> list[Placed]:
         """The fill kernel's step 1, for the bar opening at `next_open`."""
-        if wanted_side != self.previous_target:
-            self.latched = False
-            self.previous_target = wanted_side
+        self._follow_target(wanted_side)
         flatten = self.in_no_hold_window(next_open)
         wanted = 0 if (self.latched or flatten) else wanted_side * self.size
         symbol = self.instrument.symbol

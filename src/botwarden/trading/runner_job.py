@@ -48,14 +48,14 @@ from botwarden.store.models import Account, Bot, RiskConfig
 from botwarden.trading import crashpoints
 from botwarden.trading import order_store as store
 from botwarden.trading.broker_factory import make_broker
-from botwarden.trading.brokers.base import Bracket, Broker
+from botwarden.trading.brokers.base import Bracket, Broker, BrokerDisconnected, BrokerTimeout
 from botwarden.trading.brokers.simulated import SimulatedBrokerCore
 from botwarden.trading.feeds import build_feed
 from botwarden.trading.fill_poll import FillPoll
 from botwarden.trading.halt import halt_orders
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.reconcile_service import reconcile
-from botwarden.trading.runner_core import Money, RunnerCore
+from botwarden.trading.runner_core import BROKER_UNAVAILABLE, Money, RunnerCore
 from botwarden.trading.state_writer import SavedState, effective_kill, seat_for
 from botwarden.workers.context import JobContext, LeaseLost
 from botwarden.workers.registry import register_handler
@@ -117,7 +117,9 @@ class Runner:
         speed = self.payload.get("speed")
         self.speed = float(speed) if speed else None
         self.halted = False
-        self.degraded = False
+        self.degraded = False  # the job's status is DEGRADED: for its feed, or its broker
+        self.feed_degraded = False
+        self.broker_blind = False  # the broker's fills could not be read (RunnerCore)
         self.kill_after_bar = KillState.NONE.value
         self.monitored: dict[str, Any] | None = None
         self.bars = 0
@@ -228,6 +230,7 @@ class Runner:
         # order manager's transactions of this bar, not in one of their own each.
         with holding() if holding is not None else contextlib.nullcontext():
             core.on_bar(bar, fills_for)
+        self._follow_broker(core)
         breached = core.breaches_limits(bar)
         crashpoints.reached(crashpoints.BAR_PROCESSED)
         self.bars += 1
@@ -318,7 +321,7 @@ class Runner:
                         return {"ended": "STOPPED"}
                     self._follow_health(feed)
                     if isinstance(fills_for, FillPoll):
-                        core.on_fills_between_bars(fills_for.between_bars())
+                        self._fills_between_bars(core, fills_for)
                 # The kill state is read after every bar too (with its save), not only by
                 # the watchdog: a kill is acted on within a bar.
                 if watchdog or isinstance(item, Bar):
@@ -369,10 +372,35 @@ class Runner:
         if callable(health):
             health = health()
         degraded = health is not None and str(getattr(health, "value", health)) != "OK"
+        if degraded != self.feed_degraded:
+            self.feed_degraded = degraded
+            self._update_status("DATA_FEED_DEGRADED" if degraded else "DATA_FEED_RECOVERED",
+                                f"feed {getattr(feed, 'active', '?')}")
+
+    def _fills_between_bars(self, core: RunnerCore, poll: FillPoll) -> None:
+        """On the watchdog tick: the fills the broker learnt of since the last bar; while a
+        read failed, asked for every tick, so the runner sees again within a second."""
+        try:
+            reports = poll() if core.fills_unknown else poll.between_bars()
+        except (BrokerTimeout, BrokerDisconnected) as error:
+            core.fills_unknown = f"{error.code}: {error.message}"
+        else:
+            core.fills_unknown, core.blind_bars = None, 0
+            core.on_fills_between_bars(reports)
+        self._follow_broker(core)
+
+    def _follow_broker(self, core: RunnerCore) -> None:
+        blind = core.fills_unknown is not None
+        if blind != self.broker_blind:
+            self.broker_blind = blind
+            self._update_status(
+                BROKER_UNAVAILABLE if blind else "BROKER_RECOVERED",
+                core.fills_unknown or "the broker's fills are read again")
+
+    def _update_status(self, code: str, why: str) -> None:
+        degraded = self.feed_degraded or self.broker_blind
         if degraded != self.degraded:
-            self._set_status(JobStatus.DEGRADED if degraded else JobStatus.RUNNING,
-                             "DATA_FEED_DEGRADED" if degraded else "DATA_FEED_RECOVERED",
-                             f"feed {getattr(feed, 'active', '?')}")
+            self._set_status(JobStatus.DEGRADED if degraded else JobStatus.RUNNING, code, why)
 
     def _set_status(self, status: JobStatus, code: str, why: str) -> None:
         try:
