@@ -46,9 +46,9 @@ def route_order(api: respx.MockRouter, order_id: int, item: str, versions: str,
 
 
 def route_lists(api: respx.MockRouter) -> None:
-    api.get("/order/list").mock(return_value=ok("order_list.json"))
+    api.get("/order/list", name="order_list").mock(return_value=ok("order_list.json"))
     api.get("/orderVersion/list").mock(return_value=ok("order_version_list.json"))
-    api.get("/fill/list").mock(return_value=ok("fill_list.json"))
+    api.get("/fill/list", name="fill_list").mock(return_value=ok("fill_list.json"))
 
 
 def test_it_is_a_broker(broker: TradovateBroker) -> None:
@@ -203,6 +203,39 @@ def test_fills_of_this_account_only_and_active_only(api: respx.MockRouter,
         ("tradovate-demo-5521442", "bw-c-1", Side.BUY, Decimal("6852.5"))]
     since = datetime(2025, 12, 1, 15, 30, 0, 385000, tzinfo=UTC)
     assert [f.fill_id for f in broker.fills(since=since)] == ["tradovate-demo-5521442"]
+
+
+def test_a_burst_of_fill_polls_shares_one_read_of_the_lists(
+        api: respx.MockRouter, broker: TradovateBroker, clock: FakeClock) -> None:
+    """The runners of a process poll at a bar's close: with the user sync down, their polls
+    within two seconds cost one read of each list, not one each."""
+    route_lists(api)
+    polls = [broker.fills() for _runner in range(5)]
+    assert all(poll == polls[0] and poll for poll in polls)
+    assert api.routes["order_list"].call_count == api.routes["fill_list"].call_count == 1
+    clock.advance(seconds=2)  # the next bar's polls read again
+    broker.fills()
+    assert api.routes["fill_list"].call_count == 2
+
+
+def test_a_failed_read_of_the_lists_is_shared_too(api: respx.MockRouter,
+                                                   broker: TradovateBroker,
+                                                   clock: FakeClock) -> None:
+    """Blind runners retry every second (runner_core): one request tells them all."""
+    api.get("/order/list", name="order_list").mock(side_effect=httpx.ConnectError("refused"))
+    api.get("/fill/list", name="fill_list").mock(return_value=ok("fill_list.json"))
+    with pytest.raises(BrokerDisconnected):
+        broker.fills()
+    calls = api.routes["order_list"].call_count  # with the client's own retries
+    for _runner in range(2):
+        with pytest.raises(BrokerDisconnected):
+            broker.fills()
+    assert api.routes["order_list"].call_count == calls
+    assert api.routes["fill_list"].call_count == 0
+    clock.advance(seconds=2)
+    api.routes["order_list"].mock(return_value=ok("order_list.json"))
+    assert broker.fills()
+    assert api.routes["order_list"].call_count == calls + 1
 
 
 def test_position_is_exact(api: respx.MockRouter, broker: TradovateBroker) -> None:

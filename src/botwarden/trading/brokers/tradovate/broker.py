@@ -16,13 +16,13 @@ may exist, so query it, and a resend with the same id finds it first.
 
 Reads: query_order reads the order, its versions and fills (/order/item, /orderVersion/deps,
 /fill/deps); open_orders and fills read the lists (/order/list, /orderVersion/list,
-/fill/list); position reads /position/list. Tradovate allows 5,000 requests an hour a user.
-With a live user sync (`sync`), fills and query_order read its mirror instead, and finding
-an order by our client id reads the mirror's commands: no request. The mirror may trail
-Tradovate by the time an event takes to arrive, so what must be current reads REST always:
-an order the mirror has not seen yet (just placed), the order after a cancel, the orders
-after a placing that ended unknown, and open_orders and position (reconcile compares them
-with our book; flatten sizes its order on the position).
+/fill/list: fills' two are shared by the process's polls for 2 s, shared_read.py); position
+reads /position/list. With a live user sync (`sync`), fills and query_order read its mirror
+instead, and finding an order by our client id reads the mirror's commands: no request.
+The mirror may trail Tradovate by the time an event takes to arrive, so what must be
+current reads REST always: an order the mirror has not seen yet (just placed), the order
+after a cancel, the orders after a placing that ended unknown, and open_orders and
+position (reconcile compares them with our book; flatten sizes its order on the position).
 
 Symbols: a root we know ("MES") trades its front month, as Tradovate names it
 (/contract/suggest, then /contractMaturity/items: the maturity marked isFront, else the
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -66,10 +66,12 @@ from botwarden.trading.brokers.base import (
 )
 from botwarden.trading.brokers.tradovate import mapping as m
 from botwarden.trading.brokers.tradovate.client import TradovateClient, TradovateCredentials
+from botwarden.trading.brokers.tradovate.shared_read import SharedRead
 from botwarden.trading.brokers.tradovate.user_mirror import UserMirror
 from botwarden.trading.brokers.tradovate.user_sync import UserSync
 
 T = TypeVar("T")
+FILL_LISTS_SHARED = timedelta(seconds=2)  # a bar's fill polls: 2 requests, not 2 a runner
 _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -91,6 +93,7 @@ class TradovateBroker:
         self._by_order_id: dict[int, str] = {}
         self._commands_read = False
         self._unknown: set[str] = set()  # client ids whose placing ended unknown
+        self._fill_lists: SharedRead[tuple[Any, Any]] = SharedRead(FILL_LISTS_SHARED, clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, observer: CallObserver | None = None,
@@ -190,8 +193,9 @@ class TradovateBroker:
             account_id = self._the_account()[0]
             lists = self._mirrored(lambda mirror: (mirror.orders(), mirror.fills()))
             if lists is None:
-                lists = (self._read("/order/list", operation="fills"),
-                         self._read("/fill/list", operation="fills"))
+                lists = self._fill_lists.get(lambda: (
+                    self._read("/order/list", operation="fills"),
+                    self._read("/fill/list", operation="fills")))
             orders = {int(o["id"]): o for o in lists[0] if o.get("accountId") == account_id}
             raw = [f for f in lists[1] if f.get("orderId") in orders and f.get("active", True)]
             self._know_orders(int(f["orderId"]) for f in raw)
