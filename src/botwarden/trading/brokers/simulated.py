@@ -202,7 +202,7 @@ class SimulatedBrokerCore(ABC):
         problem = ((injected_reject, "rejected by an injected fault")
                    if injected_reject is not None else self._validate(request))
         candidate.seq = state.take_seq()
-        state.orders[cid] = candidate
+        state.add(candidate)
         if problem is not None:
             candidate.status = OrderStatus.REJECTED
             candidate.reject_code, candidate.message = problem
@@ -301,7 +301,7 @@ class SimulatedBrokerCore(ABC):
             leg.active_since_ns = active_from_ns
             if len(legs) == 2:
                 leg.oco = target_id if leg.client_order_id == stop_id else stop_id
-            self._state.orders[leg.client_order_id] = leg
+            self._state.add(leg)
 
     # ---- persistence, faults, telemetry ----
 
