@@ -125,3 +125,14 @@ def _order_json(order: NewOrder) -> dict[str, Any]:
             "side": order.side.value, "qty": order.qty, "type": order.order_type.value,
             "limit_price": None if order.limit_price is None else str(order.limit_price),
             "stop_price": None if order.stop_price is None else str(order.stop_price)}
+
+
+def record_no_trade(manager: OrderManager, bar_time: datetime, code: str, message: str,
+                    fix: str, detail: dict[str, Any]) -> None:
+    """A bar on which the runner wanted to decide and could not, with the reason."""
+    row = store.trace_row(manager.bot_id, manager.job_id, kind="NO_TRADE", bar_time=bar_time,
+                          decision="NO_TRADE", reason_code=code,
+                          detail={**detail, "message": message, "fix": fix},
+                          now=manager.clock())
+    with manager.write() as conn:
+        store.insert_intents(conn, [row], [])

@@ -277,16 +277,6 @@ class OrderManager:
             row = store.get_order(conn, client_order_id)
         self.remember(row)
 
-    def record_no_trade(self, bar_time: datetime, code: str, message: str, fix: str,
-                        detail: dict[str, Any]) -> None:
-        """A bar on which the runner wanted to decide and could not, with the reason."""
-        row = store.trace_row(self.bot_id, self.job_id, kind="NO_TRADE", bar_time=bar_time,
-                              decision="NO_TRADE", reason_code=code,
-                              detail={**detail, "message": message, "fix": fix},
-                              now=self.clock())
-        with self.write() as conn:
-            store.insert_intents(conn, [row], [])
-
     def remember(self, row: StoredOrder | None) -> None:
         if row is None:
             return

@@ -35,7 +35,7 @@ from botwarden.domain.risk_limits import RiskLimits
 from botwarden.domain.trading import OrderStatus, OrderType, Side, TradingState
 from botwarden.research.strategies.base import Strategy
 from botwarden.research.ticks import TickBars
-from botwarden.trading import crashpoints
+from botwarden.trading import crashpoints, intents
 from botwarden.trading.brokers.base import (
     PROFIT_TARGET_SUFFIX,
     STOP_LOSS_SUFFIX,
@@ -211,8 +211,8 @@ class RunnerCore:
             self.deferred_target = target  # decided at the next open, as on any closed bar
             return []
         self._follow_target(target)
-        self.manager.record_no_trade(
-            bar.at, BROKER_UNAVAILABLE, f"the broker's fills could not be read "
+        intents.record_no_trade(
+            self.manager, bar.at, BROKER_UNAVAILABLE, f"the broker's fills could not be read "
             f"({self.fills_unknown}): the position is unknown, so this bar orders nothing",
             "Nothing to do if it passes: the runner asks again every second and decides at "
             "the next bar. If it lasts, check the broker's status and the integration's "
