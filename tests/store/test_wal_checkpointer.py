@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from botwarden.store.db import (
     SAFETY_NET_PAGES,
+    ProcessWriter,
     WalCheckpointer,
     checkpointer_of,
     make_engine,
@@ -93,8 +95,7 @@ def test_under_steady_commits_the_checkpointer_starts_the_log_over(tmp_path: Pat
 
 def test_in_process_writers_take_turns_on_the_process_writer_lock(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    lock = process_writer(engine)
-    assert isinstance(lock, type(threading.RLock()))
+    lock = _writer(engine).lock
     taken_elsewhere: list[bool] = []
 
     def try_elsewhere() -> None:
@@ -142,7 +143,25 @@ def test_the_full_checkpoint_waits_for_this_processs_writer(tmp_path: Path) -> N
     engine.dispose()
 
 
-def _writer(engine: Engine) -> threading.RLock:
-    lock = process_writer(engine)
-    assert isinstance(lock, type(threading.RLock()))
-    return lock  # type: ignore[return-value]
+def _writer(engine: Engine) -> ProcessWriter:
+    writer = process_writer(engine)
+    assert isinstance(writer, ProcessWriter)
+    return writer
+
+
+def test_a_writer_held_past_the_busy_timeout_fails_as_sqlite_would() -> None:
+    writer = ProcessWriter(timeout=0.1)
+    failed: list[BaseException] = []
+
+    def write_elsewhere() -> None:
+        try:
+            with writer:
+                pass
+        except OperationalError as error:
+            failed.append(error)
+
+    with writer:
+        other = threading.Thread(target=write_elsewhere)
+        other.start()
+        other.join()
+    assert len(failed) == 1 and "database is locked" in str(failed[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any)
         )
         background = background_checkpoint and file is not None
         _configure_sqlite(engine, SAFETY_NET_PAGES if background else None)
-        _WRITERS[engine] = threading.RLock()
+        _WRITERS[engine] = ProcessWriter()
         if background:
             _CHECKPOINTERS[engine] = WalCheckpointer(engine)
             _CHECKPOINTERS[engine].start()
@@ -143,7 +144,7 @@ class WalCheckpointer(threading.Thread):
             wait = self.every if restarted else RESTART_RETRY_SECONDS * 10
             del engine
 
-    def checkpoint(self, raw: Any, writer: threading.RLock | None = None) -> bool:
+    def checkpoint(self, raw: Any, writer: ProcessWriter | None = None) -> bool:
         """False when the log is past `restart_frames` and still could not start over."""
         _busy, frames, _copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if frames < self.restart_frames or self.file is None:
@@ -194,8 +195,27 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 
+class ProcessWriter:
+    """This process's turn at SQLite's write lock (`process_writer`). Re-entrant; waits as
+    long as SQLite's own busy timeout, then fails as SQLite would ("database is locked")."""
+
+    def __init__(self, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+        self.lock = threading.RLock()
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(timeout=self.timeout):
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE", None,
+                sqlite3.OperationalError("database is locked: another writer of this "
+                                         "process held it for the whole busy timeout"))
+
+    def __exit__(self, *_exc: object) -> None:
+        self.lock.release()
+
+
 # SQLite's one writer at a time, queued in this process (make_engine's SQLite engines).
-_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, ProcessWriter] = weakref.WeakKeyDictionary()
 
 
 def process_writer(engine: Engine) -> AbstractContextManager[Any]:
@@ -204,8 +224,7 @@ def process_writer(engine: Engine) -> AbstractContextManager[Any]:
     and more, however soon the lock comes free. In-process writers (a worker's runners, the
     state writer, the WAL checkpointer's FULL checkpoint) queue on this lock instead and go
     as soon as it is released; writers of other processes still meet in SQLite's handler.
-    Re-entrant, as SQLite's own wait is for a thread that nests a second write. A no-op for
-    other engines."""
+    A no-op for other engines."""
     return _WRITERS.get(engine) or nullcontext()
 
 
