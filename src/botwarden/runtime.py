@@ -6,6 +6,9 @@ import gc
 from decimal import Decimal
 
 import numpy as np
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 def warm_strategy_kernels() -> None:
@@ -23,8 +26,11 @@ def warm_strategy_kernels() -> None:
     bars = TickBars(ts, close, close + 2, close - 2, close + 1, np.ones(n), Decimal("0.25"))
     sessions = np.zeros(n, dtype=np.int64)
     for kind in STRATEGIES:
-        strategy = build_strategy(kind)
-        strategy.run(bars, strategy.initial_state(), sessions)
+        try:
+            strategy = build_strategy(kind)
+            strategy.run(bars, strategy.initial_state(), sessions)
+        except Exception:  # a speed-up only: the process starts anyway, the runner loads it
+            log.warning("strategy_kernel_not_warmed", kind=kind, exc_info=True)
 
 
 def freeze_startup_heap() -> None:
