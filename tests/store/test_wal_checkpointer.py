@@ -4,10 +4,13 @@ of the engine stops the thread."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -165,3 +168,30 @@ def test_a_writer_held_past_the_busy_timeout_fails_as_sqlite_would() -> None:
         other.start()
         other.join()
     assert len(failed) == 1 and "database is locked" in str(failed[0])
+
+
+def test_the_checkpointer_never_opens_the_database_file_itself(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite holds POSIX locks on the database file, and closing any descriptor of it drops
+    every such lock of the process: another process may then take the database as unused
+    (and, closing its last connection, checkpoint and delete the log under us)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x TEXT)")
+        for _ in range(50):
+            conn.exec_driver_sql("INSERT INTO t (x) VALUES (?)", ("y" * 3_000,))
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    checkpointer = WalCheckpointer(engine, restart_frames=1)
+    with engine.connect() as conn:
+        assert checkpointer.checkpoint(conn.connection.dbapi_connection, _writer(engine))
+    assert checkpointer.restarts == 1
+    assert str(tmp_path / "db.sqlite") not in opened
+    assert str(tmp_path / "db.sqlite-wal") in opened  # the log, which SQLite never locks
+    engine.dispose()

@@ -105,7 +105,7 @@ class WalCheckpointer(threading.Thread):
     stream of commits (runners back to back, many runners) that never happens: the log grows
     until a commit crosses `wal_autocheckpoint` pages and runs SQLite's own checkpoint
     inside the commit, syncing the whole log and the database first (12-44 ms measured on a
-    runner's bar). So past `restart_frames` this thread also syncs both files itself, with
+    runner's bar). So past `restart_frames` this thread also syncs the log itself, with
     no lock held, and then runs a FULL checkpoint that refuses to wait (busy timeout 0):
     holding the write lock only for what was appended since, it leaves the log fully copied
     and the next commit starts it over. When a writer or a reader is in its way it tries
@@ -149,8 +149,12 @@ class WalCheckpointer(threading.Thread):
         _busy, frames, _copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if frames < self.restart_frames or self.file is None:
             return True
-        for path in (self.file.with_name(self.file.name + "-wal"), self.file):
-            _sync(path)
+        # The log only: SQLite holds POSIX locks on the database file, and closing any
+        # descriptor of a file drops every such lock the process holds on it (SQLite's
+        # "How To Corrupt", 2.2): another process could then take the database for unused.
+        # Syncing the database file here too was followed once by "database disk image is
+        # malformed" under `make run`. SQLite never locks the log.
+        _sync(self.file.with_name(self.file.name + "-wal"))
         raw.execute("PRAGMA busy_timeout=0")
         try:
             for _attempt in range(RESTART_ATTEMPTS):
@@ -173,7 +177,8 @@ class WalCheckpointer(threading.Thread):
 
 
 def _sync(path: Path) -> None:
-    """Write `path`'s dirty pages to disk (any descriptor of a file flushes all of them)."""
+    """Write `path`'s dirty pages to disk (any descriptor of a file flushes all of them).
+    Never the database file itself: see WalCheckpointer.checkpoint."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
