@@ -48,16 +48,17 @@ from botwarden.store.models import Account, Bot, RiskConfig
 from botwarden.trading import crashpoints
 from botwarden.trading import order_store as store
 from botwarden.trading.broker_factory import make_broker
-from botwarden.trading.brokers.base import Bracket, Broker, BrokerDisconnected, BrokerTimeout
+from botwarden.trading.brokers.base import Bracket, Broker
 from botwarden.trading.brokers.simulated import SimulatedBrokerCore
 from botwarden.trading.feeds import build_feed
 from botwarden.trading.fill_poll import FillPoll
 from botwarden.trading.halt import halt_orders
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.reconcile_service import reconcile
-from botwarden.trading.runner_core import BROKER_UNAVAILABLE, Money, RunnerCore
+from botwarden.trading.runner_core import Money, RunnerCore
+from botwarden.trading.runner_health import RunnerHealth
 from botwarden.trading.state_writer import SavedState, effective_kill, seat_for
-from botwarden.workers.context import JobContext, LeaseLost
+from botwarden.workers.context import JobContext
 from botwarden.workers.registry import register_handler
 
 log = structlog.get_logger(__name__)
@@ -117,9 +118,7 @@ class Runner:
         speed = self.payload.get("speed")
         self.speed = float(speed) if speed else None
         self.halted = False
-        self.degraded = False  # the job's status is DEGRADED: for its feed, or its broker
-        self.feed_degraded = False
-        self.broker_blind = False  # the broker's fills could not be read (RunnerCore)
+        self.health = RunnerHealth(ctx)  # RUNNING or DEGRADED: the feed's, the broker's
         self.kill_after_bar = KillState.NONE.value
         self.monitored: dict[str, Any] | None = None
         self.bars = 0
@@ -230,7 +229,7 @@ class Runner:
         # order manager's transactions of this bar, not in one of their own each.
         with holding() if holding is not None else contextlib.nullcontext():
             core.on_bar(bar, fills_for)
-        self._follow_broker(core)
+        self.health.follow_broker(core)
         breached = core.breaches_limits(bar)
         crashpoints.reached(crashpoints.BAR_PROCESSED)
         self.bars += 1
@@ -308,7 +307,7 @@ class Runner:
                 if item is None:
                     return {"ended": "REPLAY_EXHAUSTED" if not self.halted else "HALTED"}
                 if isinstance(item, BaseException):
-                    self._set_status(JobStatus.DEGRADED, "DATA_PROVIDER_ERROR", str(item))
+                    self.health.set_status(JobStatus.DEGRADED, "DATA_PROVIDER_ERROR", str(item))
                     raise item
                 if isinstance(item, Bar):
                     self.process(core, item, fills_for)
@@ -319,9 +318,9 @@ class Runner:
                     self.seat.check()
                     if self.ctx.should_stop:
                         return {"ended": "STOPPED"}
-                    self._follow_health(feed)
+                    self.health.follow_feed(feed)
                     if isinstance(fills_for, FillPoll):
-                        self._fills_between_bars(core, fills_for)
+                        self.health.fills_between_bars(core, fills_for)
                 # The kill state is read after every bar too (with its save), not only by
                 # the watchdog: a kill is acted on within a bar.
                 if watchdog or isinstance(item, Bar):
@@ -364,52 +363,6 @@ class Runner:
         if self.manager.position(self.symbol) != 0 or self.manager.open:
             return False
         return self.broker.position(self.symbol).qty == 0
-
-    def _follow_health(self, feed: Any) -> None:
-        # FailoverProvider.health is a method: read its answer, not the bound method (whose
-        # text is never "OK", which left every runner DEGRADED from its first watchdog tick).
-        health = getattr(feed, "health", None)
-        if callable(health):
-            health = health()
-        degraded = health is not None and str(getattr(health, "value", health)) != "OK"
-        if degraded != self.feed_degraded:
-            self.feed_degraded = degraded
-            self._update_status("DATA_FEED_DEGRADED" if degraded else "DATA_FEED_RECOVERED",
-                                f"feed {getattr(feed, 'active', '?')}")
-
-    def _fills_between_bars(self, core: RunnerCore, poll: FillPoll) -> None:
-        """On the watchdog tick: the fills the broker learnt of since the last bar; while a
-        read failed, asked for every tick, so the runner sees again within a second."""
-        try:
-            reports = poll() if core.fills_unknown else poll.between_bars()
-        except (BrokerTimeout, BrokerDisconnected) as error:
-            core.fills_unknown = f"{error.code}: {error.message}"
-        else:
-            core.fills_unknown, core.blind_bars = None, 0
-            core.on_fills_between_bars(reports)
-        self._follow_broker(core)
-
-    def _follow_broker(self, core: RunnerCore) -> None:
-        blind = core.fills_unknown is not None
-        if blind != self.broker_blind:
-            self.broker_blind = blind
-            self._update_status(
-                BROKER_UNAVAILABLE if blind else "BROKER_RECOVERED",
-                core.fills_unknown or "the broker's fills are read again")
-
-    def _update_status(self, code: str, why: str) -> None:
-        degraded = self.feed_degraded or self.broker_blind
-        if degraded != self.degraded:
-            self._set_status(JobStatus.DEGRADED if degraded else JobStatus.RUNNING, code, why)
-
-    def _set_status(self, status: JobStatus, code: str, why: str) -> None:
-        try:
-            self.ctx.set_status(status, code, why)
-            self.degraded = status is JobStatus.DEGRADED
-        except LeaseLost:
-            raise
-        except ValueError:
-            pass
 
 
 _TICK = object()
