@@ -1,7 +1,37 @@
-"""Opaque, time-sortable identifiers (UUIDv7 as 32 hex characters)."""
+"""Opaque, time-sortable identifiers: UUIDv7 (RFC 9562) as 32 hex characters.
 
-from uuid6 import uuid7
+A runner makes about ten on each bar, several before its order is sent, so this is built for
+speed (about 1 us; the uuid6 package's took 2.7 us, most of it a system call for random
+bits): the millisecond timestamp, then a 12-bit counter in `rand_a` (the RFC's method 1) so
+that ids of one process sort in the order they were made, then 62 random bits from
+`random`, which Python reseeds from the OS at start and in a forked child; the counter and
+the random bits keep ids of concurrent processes apart. The clock never runs ahead of time
+by more than a millisecond per 4,096 ids made within one."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+_VERSION_7 = 0x7 << 76
+_VARIANT = 0b10 << 62
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
 
 
 def new_id() -> str:
-    return uuid7().hex
+    global _last_ms, _counter
+    ms = time.time_ns() // 1_000_000
+    with _lock:
+        if ms > _last_ms:
+            _last_ms, _counter = ms, 0
+        else:  # the same millisecond (or the clock went back): count on from the last id
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms, _counter = _last_ms + 1, 0
+        ms, counter = _last_ms, _counter
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_7 | counter << 64 | _VARIANT \
+        | random.getrandbits(62)
+    return f"{value:032x}"

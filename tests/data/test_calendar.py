@@ -148,3 +148,21 @@ def test_one_bar_session_ids_agree_with_the_vectorised_labels(minutes: list[int]
     calendar = cal.get_calendar()
     labels = calendar.label(times)  # out of the calendar's range too: labelled closed
     assert [calendar.session_id(int(t)) for t in times] == labels.session.tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 400), st.sampled_from(["open", "close"]),
+                          st.integers(-2, 2)), min_size=1, max_size=60))
+def test_lookups_in_any_order_agree_with_the_arrays(picks: list[tuple[int, str, int]]) -> None:
+    """The span the last lookup remembers never answers for a time outside it: times at
+    and around session edges, asked in any order, get what a fresh search gives."""
+    calendar = cal.get_calendar()
+    first = calendar.session_index(date(2024, 1, 2))
+    for offset, edge, nudge in picks:
+        i = first + offset
+        t = int((calendar.opens if edge == "open" else calendar.closes)[i]) + nudge
+        j = int(np.searchsorted(calendar.opens, t, side="right")) - 1
+        expected = j if j >= 0 and t < int(calendar.closes[j]) else cal.NO_SESSION
+        assert calendar.is_open(t) == (expected != cal.NO_SESSION)
+        assert calendar.session_id(t) == (cal.NO_SESSION if expected == cal.NO_SESSION
+                                          else int(calendar.days[expected]))

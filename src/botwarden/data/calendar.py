@@ -16,7 +16,7 @@ trading date (the day it closes), as an int of days since 1970-01-01 in vectoris
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from functools import lru_cache
@@ -73,14 +73,30 @@ class SessionCalendar:
     days: I64
     opens: I64
     closes: I64
+    # The last lookup's span, (start, end, index): every time in [start, end) has that
+    # index (a session, or NO_SESSION for the closed span after it). A runner asks about
+    # the same session several times a bar; one tuple, replaced whole, so threads share it.
+    _last: list[tuple[int, int, int]] = field(default_factory=lambda: [(0, 0, NO_SESSION)],
+                                              compare=False, repr=False)
 
     # ---- lookups on the arrays; every public function below is built on these ----
 
     def _index_at(self, ts: int) -> int:
         """Index of the session containing `ts`, or NO_SESSION."""
+        start, end, index = self._last[0]
+        if start <= ts < end:
+            return index
         self._check_range(ts)
         i = int(np.searchsorted(self.opens, ts, side="right")) - 1
-        return i if i >= 0 and ts < int(self.closes[i]) else NO_SESSION
+        if i < 0:
+            return NO_SESSION
+        close = int(self.closes[i])
+        if ts < close:
+            self._last[0] = (int(self.opens[i]), close, i)
+            return i
+        if i + 1 < len(self.opens):
+            self._last[0] = (close, int(self.opens[i + 1]), NO_SESSION)
+        return NO_SESSION
 
     def _check_range(self, ts: int) -> None:
         if ts < int(self.opens[0]) or ts >= int(self.closes[-1]):
@@ -138,8 +154,10 @@ class SessionCalendar:
     def session_id(self, ts: int) -> int:
         """`label` of one bar open time (int ns), without building arrays: a runner asks it
         on every bar."""
-        i = int(np.searchsorted(self.opens, ts, side="right")) - 1
-        return int(self.days[i]) if i >= 0 and ts < int(self.closes[i]) else NO_SESSION
+        if not int(self.opens[0]) <= ts < int(self.closes[-1]):
+            return NO_SESSION  # outside the calendar's range: closed, as `label` says
+        i = self._index_at(ts)
+        return NO_SESSION if i == NO_SESSION else int(self.days[i])
 
     def locate(self, ts: I64) -> I64:
         """Vectorised index of the session containing each time, NO_SESSION when closed."""
