@@ -49,7 +49,7 @@ def test_threads_never_share_an_id() -> None:
 
 
 def test_a_forked_child_draws_other_random_bits() -> None:
-    random.seed(1)  # even a seeded parent: the child is reseeded from the OS at the fork
+    random.seed(1)  # the `random` module's seed does not reach the ids' generator
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -60,3 +60,11 @@ def test_a_forked_child_draws_other_random_bits() -> None:
     os.waitpid(pid, 0)
     parent = new_id()
     assert child[16:] != parent[16:]  # the random bits (the timestamp may be equal)
+
+
+def test_seeding_the_random_module_does_not_repeat_ids_random_bits() -> None:
+    random.seed(7)
+    first = new_id()
+    random.seed(7)
+    second = new_id()
+    assert first[16:] != second[16:]
