@@ -46,10 +46,16 @@ def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any)
     """`background_checkpoint` (SQLite files; for a process's long-lived engine): checkpoint
     the WAL on a thread of its own (WalCheckpointer), not inside a commit on a hot path."""
     url = normalise_url(url)
+    # A pool of connections hands out the one returned last. First in, first out (the
+    # default), a runner's every transaction took the connection idle longest; on SQLite its
+    # page cache was stale (any other connection's commit discards it), so every bar read
+    # its pages again: 50 us of a bar's 0.9 ms in the runner latency bench. On PostgreSQL
+    # the hot connections keep their prepared statements and server caches warm.
     if url.startswith("sqlite"):
         file = _sqlite_file(url)
-        if file is not None:
+        if file is not None:  # in memory: one connection a thread, no pool to order
             file.parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("pool_use_lifo", True)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
@@ -60,6 +66,7 @@ def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any)
             _CHECKPOINTERS[engine] = WalCheckpointer(engine)
             _CHECKPOINTERS[engine].start()
         return engine
+    kwargs.setdefault("pool_use_lifo", True)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
