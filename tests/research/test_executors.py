@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,10 @@ def test_the_pool_is_shared_and_safe_from_threads(ref: DataRef) -> None:
     for thread in threads:
         thread.join(timeout=120)
     assert len(results) == 3 and results[0] == results[1] == results[2]
+
+
+def test_pool_workers_leave_ctrl_c_to_the_process_that_owns_them() -> None:
+    handlers: list[object] = []
+    ProcessPoolExecutor(1).run(signal.getsignal, [signal.SIGINT],
+                               on_result=lambda _index, handler: handlers.append(handler))
+    assert handlers == [signal.SIG_IGN]

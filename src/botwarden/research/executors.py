@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -81,11 +82,19 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def ignore_interrupts() -> None:
+    """A pool worker leaves Ctrl-C to the process that owns the pool: a terminal sends it
+    to the whole process group, and a worker that took it died printing a KeyboardInterrupt
+    traceback at every `make run` stopped by hand. The owner shuts the pool down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def shared_pool(workers: int) -> cf.ProcessPoolExecutor:
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None:
-            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
+                                          initializer=ignore_interrupts)
             _pools[workers] = pool
         return pool
 
