@@ -1,7 +1,7 @@
 """What the paper and shadow brokers share: their own persisted book, the exactly-once
-submit, cancel and the reports, fault injection and telemetry. They differ only in how an
-order meets the market (`_match`, `_accepted`): the paper broker by the backtest's bar rules,
-the shadow broker at the quoted bid and ask.
+submit, cancel and the reports, fault injection and telemetry (sim_calls). They differ only
+in how an order meets the market (`_match`, `_accepted`): the paper broker by the backtest's
+bar rules, the shadow broker at the quoted bid and ask.
 
 Every change is saved before the call returns, as a journal entry of what changed (a
 snapshot of the whole book every `snapshot_every` changes: state_store). A save that fails
@@ -37,8 +37,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from botwarden.clock import Clock, utcnow
-from botwarden.data.providers.base import Bar, CallObserver, CallRecord
-from botwarden.data.providers.errors import ErrorCode, ProviderError
+from botwarden.data.providers.base import Bar, CallObserver
 from botwarden.domain.errors import DomainError
 from botwarden.domain.instruments import Instrument, get_instrument
 from botwarden.domain.ledger import apply_fill
@@ -48,8 +47,6 @@ from botwarden.trading.brokers.base import (
     PROFIT_TARGET_SUFFIX,
     STOP_LOSS_SUFFIX,
     Ack,
-    BrokerDisconnected,
-    BrokerError,
     BrokerRejected,
     BrokerTimeout,
     FillReport,
@@ -59,8 +56,9 @@ from botwarden.trading.brokers.base import (
     bracket_ids,
     flatten_request,
 )
-from botwarden.trading.brokers.faults import BrokerFaultKind, BrokerFaultPlan
+from botwarden.trading.brokers.faults import BrokerFaultPlan
 from botwarden.trading.brokers.fill_rules import bracket_prices
+from botwarden.trading.brokers.sim_calls import faulted_call, report_call
 from botwarden.trading.brokers.sim_state import (
     DEFAULT_HISTORY_LIMIT,
     SimOrder,
@@ -144,14 +142,10 @@ class SimulatedBrokerCore(ABC):
         working are left alone: cancel them first when they could add to the position."""
 
         def work(reject: str | None) -> Ack | None:
-            if client_order_id in self._state.orders:  # asked again: the same order
-                request = _request_of(self._state.orders[client_order_id])
-            else:
-                found = flatten_request(self._position(symbol.upper()), client_order_id)
-                if found is None:
-                    return None
-                request = found
-            return self._submit(request, reject)
+            asked = self._state.orders.get(client_order_id)  # asked again: the same order
+            request = _request_of(asked) if asked is not None else flatten_request(
+                self._position(symbol.upper()), client_order_id)
+            return None if request is None else self._submit(request, reject)
 
         return self._call("submit", work)
 
@@ -388,40 +382,16 @@ class SimulatedBrokerCore(ABC):
                                 "the outcome is unknown, query it") from exc
 
     def _call(self, operation: str, work: Callable[[str | None], T]) -> T:
-        """Run one call under the fault plan; `work` receives an injected rejection code."""
+        """Run one call under the fault plan, on a fresh book, with its telemetry."""
         started = time.perf_counter()
-        try:
-            fault = self.faults.draw(operation) if self.faults is not None else None
-            kind = fault.kind if fault is not None else None
-            if kind is BrokerFaultKind.DISCONNECT:
-                raise BrokerDisconnected(f"injected disconnect on {operation}")
-            if kind is BrokerFaultKind.DELAY:
-                assert fault is not None
-                self.sleep(fault.seconds)
-            if kind is BrokerFaultKind.LOSE_REQUEST:
-                raise BrokerTimeout(f"injected: the {operation} request was lost")
+
+        def locked(reject: str | None) -> T:
             with self._lock:
                 self._refresh()
-                result = work(fault.code if kind is BrokerFaultKind.REJECT and fault else None)
-            if kind is BrokerFaultKind.DROP_ACK:
-                raise BrokerTimeout(f"injected: the {operation} acknowledgement was lost")
-        except BrokerError as error:
-            self._report(operation, started, error)
-            raise
-        self._report(operation, started, None)
-        return result
+                return work(reject)
 
-    def _report(self, operation: str, started: float, error: BrokerError | None) -> None:
-        if self.observer is None:
-            return
-        problem = None
-        if error is not None:
-            code = (ErrorCode(error.reason) if error.reason in ErrorCode.__members__
-                    else ErrorCode.SERVER_ERROR)
-            problem = ProviderError(self.name, code, error.message)
-        self.observer.on_call(CallRecord(self.name, operation, error is None,
-                                         (time.perf_counter() - started) * 1000.0, 0,
-                                         self.clock(), problem))
+        return faulted_call(operation, self.faults, self.sleep, locked, lambda error: report_call(
+            self.observer, self.name, self.clock, operation, started, error))
 
 
 def _request_of(order: SimOrder) -> OrderRequest:
