@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from botwarden.domain.bars import I64
 from botwarden.domain.metrics import Metrics
 from botwarden.research.engine import ExecutionConfig, simulate_targets
 from botwarden.research.sessions import utc_days
@@ -27,9 +29,9 @@ def run_many(
     param_sets: Sequence[Mapping[str, Any]],
     config: ExecutionConfig,
     *,
-    sessions: np.ndarray,
-    days: np.ndarray | None = None,
-    flatten: np.ndarray | None = None,
+    sessions: I64,
+    days: I64 | None = None,
+    flatten: npt.NDArray[np.bool_] | None = None,
     threads: int = 2,
 ) -> list[Metrics]:
     """Metrics of `kind` under each parameter set, in the order given. `sessions`, `days`

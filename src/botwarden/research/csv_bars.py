@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from botwarden.domain.bars import TIMEFRAME_SECONDS, Bars
+from botwarden.domain.bars import I64, TIMEFRAME_SECONDS, Bars
 from botwarden.domain.errors import DomainError
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
@@ -45,7 +45,7 @@ def read_csv_bars(path: Path, symbol: str) -> Bars:
     return Bars(symbol, _timeframe(ts), ts, *prices)
 
 
-def _timeframe(ts: np.ndarray) -> str:
+def _timeframe(ts: I64) -> str:
     if ts.shape[0] < 2:
         return "1m"
     seconds = int(np.median(np.diff(ts))) // 1_000_000_000

@@ -16,8 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from botwarden.domain.bars import TIMEFRAME_SECONDS, Bars
+from botwarden.domain.bars import F64, I64, TIMEFRAME_SECONDS, Bars
 from botwarden.domain.errors import DomainError
 from botwarden.domain.instruments import Instrument
 from botwarden.domain.metrics import Metrics, TradeStats, compute_metrics
@@ -80,7 +81,7 @@ class ExecutionConfig:
     def tick_value(self) -> Decimal:
         return self.tick_size * self.point_value
 
-    def vector(self) -> np.ndarray:
+    def vector(self) -> F64:
         cfg = np.zeros(fk.CFG_LEN, dtype=np.float64)
         cfg[fk.CFG_SIZE] = self.size
         cfg[fk.CFG_TICK_VALUE] = float(self.tick_value)
@@ -135,15 +136,15 @@ class BacktestResult:
     curve (None when not recorded), each day's closing equity and the metrics."""
 
     config: ExecutionConfig
-    ts: np.ndarray
-    records: np.ndarray
-    pnls: np.ndarray
-    equity: np.ndarray | None
-    daily_equity: np.ndarray
+    ts: I64
+    records: I64
+    pnls: F64
+    equity: F64 | None
+    daily_equity: F64
     metrics: Metrics
     denials: dict[str, int]
     open_position: OpenPosition | None
-    targets: np.ndarray = field(repr=False)
+    targets: npt.NDArray[np.int8] = field(repr=False)
 
     def trades(self) -> list[Trade]:
         exact = ledger_trade_pnls(self.records, self.config)
@@ -178,11 +179,11 @@ def bar_duration_ns(bars: Bars | TickBars) -> int:
 
 def simulate_targets(
     bars: TickBars,
-    targets: np.ndarray,
+    targets: npt.NDArray[np.int8],
     config: ExecutionConfig,
     *,
-    days: np.ndarray,
-    flatten: np.ndarray | None = None,
+    days: I64,
+    flatten: npt.NDArray[np.bool_] | None = None,
     record_equity: bool = True,
 ) -> BacktestResult:
     """Fill `targets` (one per bar) on `bars`. `days` labels each bar's trading day: the
@@ -190,11 +191,11 @@ def simulate_targets(
     n = len(bars)
     if targets.shape != (n,) or days.shape != (n,):
         raise ValueError("targets and days need one value per bar")
-    flags = np.zeros(n, dtype=np.bool_)
+    flags: npt.NDArray[np.bool_] = np.zeros(n, dtype=np.bool_)
     if flatten is not None:
         flags = np.ascontiguousarray(flatten, dtype=np.bool_)
     records = np.empty((fk.trade_capacity(targets), fk.TRADE_COLUMNS), dtype=np.int64)
-    pnls = np.empty(records.shape[0], dtype=np.float64)
+    pnls: F64 = np.empty(records.shape[0], dtype=np.float64)
     equity = np.empty(n if record_equity else 0, dtype=np.float64)
     day_count = int(np.count_nonzero(days[1:] != days[:-1])) + 1 if n else 0
     daily_equity = np.empty(day_count, dtype=np.float64)
@@ -233,9 +234,9 @@ def run_backtest(
     strategy: Strategy,
     config: ExecutionConfig,
     *,
-    sessions: np.ndarray | None = None,
-    days: np.ndarray | None = None,
-    flatten: np.ndarray | None = None,
+    sessions: I64 | None = None,
+    days: I64 | None = None,
+    flatten: npt.NDArray[np.bool_] | None = None,
     record_equity: bool = True,
 ) -> BacktestResult:
     """Backtest `strategy` from its initial state on `bars`. Session ids (calendar) default

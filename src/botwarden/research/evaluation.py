@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from botwarden.domain.metrics import daily_returns
 from botwarden.domain.research import consistency, period_profits
@@ -65,8 +66,9 @@ def evaluate(market: MarketBars, kind: str, param_sets: Sequence[Mapping[str, An
     return out
 
 
-def _score(market: MarketBars, targets: np.ndarray, flatten: np.ndarray | None, lo: int,
-           hi: int, config: ExecutionConfig, periods: int, returns: bool) -> Summary:
+def _score(market: MarketBars, targets: npt.NDArray[np.int8],
+           flatten: npt.NDArray[np.bool_] | None, lo: int, hi: int, config: ExecutionConfig,
+           periods: int, returns: bool) -> Summary:
     if hi - lo < 1:
         return empty_summary(config, returns)
     result = simulate_targets(

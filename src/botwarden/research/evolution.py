@@ -44,6 +44,7 @@ import optuna
 from optuna.samplers import NSGAIISampler
 from optuna.samplers.nsgaii import BaseMutation
 
+from botwarden.domain.bars import F64
 from botwarden.domain.errors import DomainError
 from botwarden.domain.research import evolution_fitness
 from botwarden.research.evaluation import EvalTask, evaluate_task
@@ -61,7 +62,7 @@ DEFAULT_TEST_FRACTION = 0.3
 SPACE_SPREAD = 4  # default search range: base value / 4 .. base value x 4, within the schema
 
 
-class StrengthMutation(BaseMutation):  # type: ignore[misc]
+class StrengthMutation(BaseMutation):
     """A normal step with standard deviation `strength` x the parameter's range (Optuna
     clips the result to the range and rounds integers)."""
 
@@ -69,7 +70,7 @@ class StrengthMutation(BaseMutation):  # type: ignore[misc]
         self.strength = strength
 
     def mutation(self, param: float, rng: np.random.RandomState, study: optuna.Study,
-                 search_space_bounds: np.ndarray) -> float:
+                 search_space_bounds: F64) -> float:
         low, high = search_space_bounds
         return float(param + rng.normal(0.0, self.strength * (high - low)))
 
@@ -181,13 +182,14 @@ def run_evolution(
             f"{parent_key}{g}", [])
         parents = sorted(number_of[i] for i in parent_ids if i in number_of)
         individuals = []
-        for trial, params in zip(trials, candidates, strict=True):
-            if params is None:
+        for trial, candidate in zip(trials, candidates, strict=True):
+            individual: dict[str, Any]
+            if candidate is None:
                 individual = {"params": {**spec.params, **trial.params}, "valid": False,
                               "train_fitness": 0.0, "fitness": 0.0, "train": None, "test": None}
             else:
                 train, test = next(results)
-                individual = {"params": params, "valid": True,
+                individual = {"params": candidate, "valid": True,
                               "train_fitness": evolution_fitness(train),
                               "fitness": evolution_fitness(test),
                               "train": {k: train.get(k) for k in SHOWN_METRICS},

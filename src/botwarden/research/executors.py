@@ -163,16 +163,17 @@ class DaskExecutor:
             check: Callable[[], None] = _no_check) -> None:
         from distributed import Client, as_completed
 
-        with Client(self._scheduler, set_as_default=False) as client:
+        # distributed's Client and as_completed have no annotations (untyped third-party API)
+        with Client(self._scheduler, set_as_default=False) as client:  # type: ignore[no-untyped-call]
             self._workers = sum(int(w.get("nthreads", 1))
                                 for w in client.scheduler_info()["workers"].values())
             futures = client.map(fn, list(tasks), pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
             try:
-                finished = as_completed(futures, loop=client.loop)
-                while not finished.is_empty():
+                finished = as_completed(futures, loop=client.loop)  # type: ignore[no-untyped-call]
+                while not finished.is_empty():  # type: ignore[no-untyped-call]
                     check()
-                    batch = finished.next_batch(block=False)
+                    batch = finished.next_batch(block=False)  # type: ignore[no-untyped-call]
                     if not batch:
                         time.sleep(0.02)
                     for future in batch:

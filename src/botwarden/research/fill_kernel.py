@@ -29,6 +29,7 @@ does not notice edits to a jitted function that lives in another module.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 # cfg vector
@@ -82,9 +83,10 @@ def simulate(open_, high, low, close, targets, day_id, flatten, cfg,  # type: ig
     peak = cash
     worst = 0.0
     eq = cash
-    position = np.int64(0)
+    # `| int`: plain ints are assigned below (numba types both as int64)
+    position: np.int64 | int = np.int64(0)
     entry_ticks = np.int64(0)
-    entry_bar = np.int64(-1)
+    entry_bar: np.int64 | int = np.int64(-1)
     latched = False
     previous_target = np.int8(0)
     count = 0
@@ -184,7 +186,7 @@ def _close_trade(trades, pnls, count, position, entry_ticks, entry_bar, exit_tic
     return count + 1
 
 
-def trade_capacity(targets: np.ndarray) -> int:
+def trade_capacity(targets: npt.NDArray[np.int8]) -> int:
     """An upper bound on the trades `simulate` can close: every entry needs a change of
     target (after a forced exit the engine waits for one), so trades <= changes + 1."""
     changes = int(np.count_nonzero(targets[1:] != targets[:-1])) if targets.shape[0] else 0

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from botwarden.domain.bars import I64
 from botwarden.domain.ledger import Book, apply_fill, unrealized
 from botwarden.domain.trading import Side
 from botwarden.research import fill_kernel as fk
@@ -32,7 +31,7 @@ class LedgerReplay:
     book: Book  # after the last fill: the open position and all realised money
 
 
-def replay(records: np.ndarray, config: ExecutionConfig,
+def replay(records: I64, config: ExecutionConfig,
            open_entry: tuple[int, int] | None = None) -> LedgerReplay:
     """Replay closed trades (kernel records), then the entry of a position still open
     (`open_entry` = (signed qty, entry ticks)), through a FIFO book."""
@@ -57,7 +56,7 @@ def replay(records: np.ndarray, config: ExecutionConfig,
     return LedgerReplay(pnls, book)
 
 
-def ledger_trade_pnls(records: np.ndarray, config: ExecutionConfig) -> list[Decimal]:
+def ledger_trade_pnls(records: I64, config: ExecutionConfig) -> list[Decimal]:
     """Exact net PnL of each closed trade."""
     return replay(records, config).trade_pnls
 

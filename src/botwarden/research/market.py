@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from botwarden.data.bar_store import BarStore
 from botwarden.data.calendar import (
@@ -27,7 +28,7 @@ from botwarden.data.calendar import (
     get_calendar,
 )
 from botwarden.data.provenance import Provenance, data_hash, load_with_provenance
-from botwarden.domain.bars import Bars
+from botwarden.domain.bars import I64, Bars
 from botwarden.domain.errors import DomainError
 from botwarden.domain.instruments import get_instrument
 from botwarden.research.ticks import TickBars, to_tick_bars
@@ -56,9 +57,9 @@ class MarketBars:
     `closes` the close of its session in ns (NO_CLOSE outside one)."""
 
     bars: TickBars
-    sessions: np.ndarray
-    days: np.ndarray
-    closes: np.ndarray
+    sessions: I64
+    days: I64
+    closes: I64
 
     def __len__(self) -> int:
         return len(self.bars)
@@ -80,7 +81,7 @@ class MarketBars:
         """Index of the first bar opening at or after `ns`."""
         return int(np.searchsorted(self.bars.ts, ns, side="left"))
 
-    def flatten(self, minutes: int) -> np.ndarray | None:
+    def flatten(self, minutes: int) -> npt.NDArray[np.bool_] | None:
         """The no-hold window: bars opening within `minutes` of their session's close."""
         if minutes <= 0:
             return None

@@ -10,13 +10,16 @@ session), so no hand-written hours are involved.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
+
+from botwarden.domain.bars import I64
 
 NS_PER_MINUTE = 60_000_000_000
 NS_PER_DAY = 86_400_000_000_000
 DEFAULT_SESSION_GAP_NS = 30 * NS_PER_MINUTE
 
 
-def sessions_from_gaps(ts: np.ndarray, min_gap_ns: int = DEFAULT_SESSION_GAP_NS) -> np.ndarray:
+def sessions_from_gaps(ts: I64, min_gap_ns: int = DEFAULT_SESSION_GAP_NS) -> I64:
     """int64 session id per bar: 0 for the first session, +1 after every gap between bar
     open times larger than `min_gap_ns`."""
     ids = np.zeros(ts.shape[0], dtype=np.int64)
@@ -25,15 +28,16 @@ def sessions_from_gaps(ts: np.ndarray, min_gap_ns: int = DEFAULT_SESSION_GAP_NS)
     return ids
 
 
-def utc_days(ts: np.ndarray) -> np.ndarray:
+def utc_days(ts: I64) -> I64:
     """Days since the epoch (UTC) of each bar: the default grouping of the daily equity
     behind the Sharpe ratio when no calendar trading days are given."""
-    return np.floor_divide(ts, NS_PER_DAY)
+    days: I64 = np.floor_divide(ts, NS_PER_DAY)
+    return days
 
 
 def flatten_window(
-    ts: np.ndarray, sessions: np.ndarray, bar_ns: int, minutes_before_close: int
-) -> np.ndarray:
+    ts: I64, sessions: I64, bar_ns: int, minutes_before_close: int
+) -> npt.NDArray[np.bool_]:
     """True for bars opening within `minutes_before_close` of their session's close, taken
     as the end of the session's last bar. A position is flattened at the first such bar's
     open (domain.md: auto-flatten 15 minutes before the session close)."""

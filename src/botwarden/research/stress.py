@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from botwarden.domain.bars import F64
 from botwarden.domain.research import STRESS_RULES, StressFigures, stress_passes
 from botwarden.research.lab import backtest
 from botwarden.research.market import MarketBars
@@ -32,7 +33,7 @@ PATH_BATCH = 256  # resampled paths held in memory at once
 MIN_BOOTSTRAP_TRADES = 2
 
 
-def bootstrap(pnls: np.ndarray, cash: float, paths: int, seed: int) -> dict[str, Any] | None:
+def bootstrap(pnls: F64, cash: float, paths: int, seed: int) -> dict[str, Any] | None:
     """Final PnL and max drawdown over `paths` resampled trade sequences; None with fewer
     than two trades (nothing to resample)."""
     n = pnls.shape[0]
@@ -77,7 +78,7 @@ def run_stress(market: MarketBars, spec: RunSpec, *, paths: int = DEFAULT_PATHS,
         "volatility_x2": (market.with_volatility(2.0), spec),
     }
     limit = spec.drawdown_limit_pct
-    scenarios = []
+    scenarios: list[dict[str, Any]] = []
     for name, (bars, variant) in variants.items():
         metrics = backtest(bars, variant).metrics.as_dict()
         figures = StressFigures(net_pnl=metrics["net_pnl"],

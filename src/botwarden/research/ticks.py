@@ -13,7 +13,7 @@ from decimal import Decimal
 import numpy as np
 from numba import njit
 
-from botwarden.domain.bars import Bars
+from botwarden.domain.bars import F64, I64, Bars
 from botwarden.domain.errors import DomainError
 
 # A price further than this many ticks from the grid is refused rather than rounded:
@@ -34,7 +34,7 @@ def _prices_to_ticks(prices, tick_size, out):  # type: ignore[no-untyped-def]
     return -1
 
 
-def prices_to_ticks(prices: np.ndarray, tick_size: Decimal, what: str = "price") -> np.ndarray:
+def prices_to_ticks(prices: F64, tick_size: Decimal, what: str = "price") -> I64:
     values = np.ascontiguousarray(prices, dtype=np.float64)
     out = np.empty(values.shape[0], dtype=np.int64)
     bad = _prices_to_ticks(values, float(tick_size), out)
@@ -52,12 +52,12 @@ def prices_to_ticks(prices: np.ndarray, tick_size: Decimal, what: str = "price")
 class TickBars:
     """OHLC as int64 ticks, volume as float64, `ts` as int64 ns UTC (bar open time)."""
 
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    ts: I64
+    open: I64
+    high: I64
+    low: I64
+    close: I64
+    volume: F64
     tick_size: Decimal
 
     def __len__(self) -> int:

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from botwarden.domain.bars import F64, I64
 from botwarden.domain.errors import DomainError
 from botwarden.research.ticks import TickBars
 
@@ -39,7 +41,7 @@ class StrategyParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def to_vector(self) -> np.ndarray:
+    def to_vector(self) -> F64:
         return np.array(
             [float(getattr(self, name)) for name in type(self).model_fields], dtype=np.float64
         )
@@ -101,12 +103,12 @@ class Strategy:
         """Bars the strategy must see before its first decision can be other than flat."""
         return self.spec.warmup(self.params)
 
-    def initial_state(self) -> np.ndarray:
+    def initial_state(self) -> F64:
         return np.zeros(self.spec.state_size(self.params), dtype=np.float64)
 
     def run(
-        self, bars: TickBars, state: np.ndarray, sessions: np.ndarray | None = None
-    ) -> np.ndarray:
+        self, bars: TickBars, state: F64, sessions: I64 | None = None
+    ) -> npt.NDArray[np.int8]:
         """Targets (int8, one per bar) for `bars`, continuing from `state` (updated in place).
 
         `sessions` is an int64 session id per bar (from the exchange calendar); strategies
@@ -134,7 +136,7 @@ class Strategy:
         )
         return out
 
-    def state_to_json(self, state: np.ndarray) -> str:
+    def state_to_json(self, state: F64) -> str:
         """The state with the kind and parameters it belongs to, as strict JSON."""
         document = {
             "version": STATE_FORMAT_VERSION,
@@ -144,7 +146,7 @@ class Strategy:
         }
         return json.dumps(document, allow_nan=False)
 
-    def state_from_json(self, text: str) -> np.ndarray:
+    def state_from_json(self, text: str) -> F64:
         """A stored state, refused unless it was written by this kind with these parameters."""
         document = json.loads(text)
         if document.get("version") != STATE_FORMAT_VERSION or document.get("kind") != self.kind:

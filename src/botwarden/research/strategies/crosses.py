@@ -74,8 +74,9 @@ def sma_cross_kernel(state, params, open_, high, low, close, volume, session, ou
     sum_slow = np.int64(state[_SUM_SLOW])
     # ring positions: where the newest close goes, and the close leaving the fast window
     # (kept as wrapping counters: an integer division per bar would cost more than the rest)
-    slot = seen % slow
-    fast_out = (seen - fast) % slow
+    # `| int`: reset to a plain 0 below (numba types both as int64)
+    slot: np.int64 | int = seen % slow
+    fast_out: np.int64 | int = (seen - fast) % slow
     for i in range(close.shape[0]):
         price = close[i]
         if seen >= slow:

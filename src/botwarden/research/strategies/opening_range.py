@@ -24,7 +24,8 @@ def opening_range_kernel(state, params, open_, high, low, close, volume, session
     started = state[_STARTED] != 0
     target = np.int8(state[_TARGET])
     current = np.int64(state[_SESSION])
-    in_session = np.int64(state[_IN_SESSION])
+    # `| int`: reset to a plain 0 below (numba types both as int64)
+    in_session: np.int64 | int = np.int64(state[_IN_SESSION])
     range_high = np.int64(state[_RANGE_HIGH])
     range_low = np.int64(state[_RANGE_LOW])
     for i in range(close.shape[0]):
