@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -171,10 +171,12 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
 
 
 def assert_every_mutation_guarded(app: FastAPI) -> None:
+    # An APIRoute always has a set of methods (FastAPI fills in GET); the attribute is typed
+    # by Starlette's Route, where it is None for an ASGI-app endpoint.
     unguarded = [
-        f"{sorted(route.methods & MUTATING)} {route.path}"
+        f"{sorted(cast(set[str], route.methods) & MUTATING)} {route.path}"
         for route in api_routes(app)
-        if route.methods & MUTATING and route_action(route) is None
+        if cast(set[str], route.methods) & MUTATING and route_action(route) is None
     ]
     if unguarded:
         raise RuntimeError("mutating routes without a declared action: " + ", ".join(unguarded))

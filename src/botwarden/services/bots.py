@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -101,10 +101,11 @@ def update_bot(session: Session, bot: Bot, changes: dict[str, Any]) -> Bot:
 
 def _has_open_orders(session: Session, bot_id: str) -> bool:
     open_states = ("PENDING", "SENT", "WORKING", "PARTIALLY_FILLED", "UNRESOLVED")
-    return session.scalar(
+    # COUNT(*) without GROUP BY always yields one row: scalar() (typed Optional) is an int here
+    return cast(int, session.scalar(
         sa.select(sa.func.count()).select_from(Order)
         .where(Order.bot_id == bot_id, Order.status.in_(open_states))
-    ) > 0
+    )) > 0
 
 
 def delete_bot(session: Session, bot: Bot) -> None:

@@ -35,14 +35,15 @@ class GridStrategyIn(StrategyIn):
 class ExecutionIn(_In):
     """Overrides of the execution settings; a bot's risk config supplies the rest."""
 
-    size: int = Field(1, ge=1, le=100, description="contracts per position")
-    slippage_ticks: int | None = Field(None, ge=0, le=100, description="default 1")
-    commission_per_side: Decimal | None = Field(None, ge=0, le=100,
+    size: int = Field(default=1, ge=1, le=100, description="contracts per position")
+    slippage_ticks: int | None = Field(default=None, ge=0, le=100, description="default 1")
+    commission_per_side: Decimal | None = Field(default=None, ge=0, le=100,
                                                 description="default: the instrument's")
     flatten_before_close_minutes: int | None = Field(
-        None, ge=0, le=240, description="default 15 (the bot's risk config for a bot; 0: off)")
-    stop_loss_ticks: int | None = Field(None, ge=0, le=100_000)
-    profit_target_ticks: int | None = Field(None, ge=0, le=100_000)
+        default=None, ge=0, le=240,
+        description="default 15 (the bot's risk config for a bot; 0: off)")
+    stop_loss_ticks: int | None = Field(default=None, ge=0, le=100_000)
+    profit_target_ticks: int | None = Field(default=None, ge=0, le=100_000)
 
 
 class RunIn(_In):

@@ -55,11 +55,11 @@ def paper_bot(engine: Engine, settings: Settings, account_id: str, spec: BotSpec
     """Create the bot in TRIALS, backtest it, promote it to PAPER; answers its id. Refused
     gates raise the stage machine's error, which names them."""
     with write_transaction(engine) as conn, Session(bind=conn) as session:
-        bot = bot_service.create_bot(session, account_id, {
+        created = bot_service.create_bot(session, account_id, {
             "name": spec.name, "symbol": spec.symbol, "timeframe": "1m",
             "strategy": {"kind": spec.kind, "params": spec.params}, "risk_config": spec.risk})
         session.flush()
-        bot_id = bot.id
+        bot_id = created.id
         account = session.get(Account, account_id)
         assert account is not None
         for _ in range(BACKTESTS):
