@@ -19,4 +19,4 @@ test: install
 
 lint: install
 	$(UV) run ruff check src tests bench
-	$(UV) run mypy src/botwarden/domain
+	$(UV) run mypy src
