@@ -162,6 +162,36 @@ def test_cancel(engine: Engine) -> None:
     assert_trail_intact(engine, [queued, running, done])
 
 
+def test_the_trail_keeps_its_order_when_a_later_step_read_an_earlier_clock(
+    engine: Engine,
+) -> None:
+    """Each process reads `now` before its statement sees the job: a step committed by
+    another process in between may carry a later time than the step that follows it."""
+    clock, account = FakeClock(), make_account(engine)
+    [job_id] = new_jobs(engine, account, clock, 1)
+    lagging = FakeClock(clock() - timedelta(seconds=5))
+    [first] = claim(engine, lagging)
+    with engine.connect() as conn:
+        row = js.get_job(conn, job_id)
+    with write_transaction(engine) as conn:
+        assert js.transition_observed(conn, row, JobStatus.QUEUED, actor="supervisor",
+                                      now=clock(), reason_code="LEASE_EXPIRED",
+                                      reason="lease expired")
+    [second] = claim(engine, lagging, owner="w2")
+    with write_transaction(engine) as conn:
+        js.cancel_job(conn, job_id, account_id=account, actor="user:1",
+                      now=lagging() - timedelta(seconds=1))
+    with engine.connect() as conn:
+        trail = js.job_events(conn, job_id)
+    assert [(e.to_status, e.actor) for e in trail] == [
+        ("QUEUED", "test"), ("RUNNING", "w1"), ("QUEUED", "supervisor"), ("RUNNING", "w2"),
+        ("CANCELED", "user:1")]
+    times = [e.created_at for e in trail]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert times[-1] - times[0] == timedelta(microseconds=4)  # each one a tick after the last
+    assert_trail_intact(engine, [job_id])
+
+
 def test_the_database_refuses_an_ending_without_its_stamp(engine: Engine) -> None:
     clock, account = FakeClock(), make_account(engine)
     [job_id] = new_jobs(engine, account, clock, 1)

@@ -59,6 +59,25 @@ def _event(job_id: str, t: Transition, actor: str, trace_id: str | None,
             "actor": actor, "trace_id": trace_id, "created_at": now}
 
 
+def _record_events(conn: Executor, entries: Sequence[tuple[str, Transition, str, str | None]],
+                   now: datetime) -> None:
+    """Insert (job id, transition, actor, trace id) events, each dated after its job's last
+    event. `now` is read before the statement that saw the job's state, and another process
+    may have changed that state in between at a later time of its own (a supervisor's
+    requeue, then a worker's claim on a `now` read just before it): the trail must still
+    sort in the order things happened, and ids of two processes do not break a tie."""
+    last = {job_id: as_utc(at) for job_id, at in conn.execute(
+        sa.select(events.c.job_id, sa.func.max(events.c.created_at))
+        .where(events.c.job_id.in_({e[0] for e in entries})).group_by(events.c.job_id))}
+    conn.execute(sa.insert(events), [
+        _event(job_id, t, actor, trace_id, _after(last.get(job_id), now))
+        for job_id, t, actor, trace_id in entries])
+
+
+def _after(last: datetime | None, now: datetime) -> datetime:
+    return now if last is None or now > last else last + timedelta(microseconds=1)
+
+
 def _changed(conn: Executor, statement: sa.Update) -> int:
     """Rows an UPDATE matched (Session.execute hands back the same cursor result)."""
     return cast(CursorResult[Any], conn.execute(statement)).rowcount
@@ -153,17 +172,11 @@ def claim_jobs(
                 lease_expires_at=now + timedelta(seconds=lease_seconds), run_after=None,
                 attempts=jobs.c.attempts + 1, started_at=now, last_heartbeat_at=now)
         .returning(jobs.c.id, jobs.c.account_id, jobs.c.bot_id, jobs.c.job_type,
-                   jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts, jobs.c.trace_id,
-                   jobs.c.created_at)
+                   jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts, jobs.c.trace_id)
     )
     rows = conn.execute(claim).all()
     if rows:
-        # `now` was read before the claim's snapshot, so a job created (and committed) in
-        # between is newer than `now`: date its claim event no earlier than its creation,
-        # so a job's trail always sorts in the order it happened.
-        conn.execute(sa.insert(events), [_event(r.id, t, owner, r.trace_id,
-                                                max(now, as_utc(r.created_at)))
-                                         for r in rows])
+        _record_events(conn, [(r.id, t, owner, r.trace_id) for r in rows], now)
     return [ClaimedJob(r.id, r.account_id, r.bot_id, JobType(r.job_type), r.payload,
                        r.attempts, r.max_attempts, r.trace_id, now, Lease(r.id, token))
             for r in sorted(rows, key=lambda r: r.id)]
@@ -248,7 +261,7 @@ def transition_leased(
                     .values(**values))
     if done != 1:
         return False
-    conn.execute(sa.insert(events).values(**_event(lease.job_id, t, actor, trace_id, now)))
+    _record_events(conn, [(lease.job_id, t, actor, trace_id)], now)
     return True
 
 
@@ -277,9 +290,8 @@ def complete_jobs(conn: Executor, done: Sequence[Completion], *, actor: str,
         sa.update(jobs).where(jobs.c.id == sa.bindparam("c_id"))
         .values(**_status_values(t, now), progress=1.0, result=sa.bindparam("c_result")),
         [{"c_id": c.job.id, "c_result": c.result} for c in accepted])
-    conn.execute(sa.insert(events), [
-        _event(c.job.id, Transition(c.current, JobStatus.COMPLETED), actor, c.job.trace_id, now)
-        for c in accepted])
+    _record_events(conn, [(c.job.id, Transition(c.current, JobStatus.COMPLETED), actor,
+                           c.job.trace_id) for c in accepted], now)
     return {c.job.id for c in accepted}
 
 
@@ -311,7 +323,7 @@ def transition_observed(
                                                 same_token, *where).values(**values))
     if done != 1:
         return False
-    conn.execute(sa.insert(events).values(**_event(row.id, t, actor, row.trace_id, now)))
+    _record_events(conn, [(row.id, t, actor, row.trace_id)], now)
     return True
 
 
