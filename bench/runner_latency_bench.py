@@ -64,7 +64,14 @@ from botwarden.runtime import freeze_startup_heap
 from botwarden.store.db import normalise_url
 from botwarden.store.hot_sql import HotStatement
 from botwarden.store.migrate import upgrade
-from botwarden.trading import bar_transaction, fill_intake, intents, order_store, runner_job
+from botwarden.trading import (
+    bar_transaction,
+    fill_intake,
+    guarded_intents,
+    intents,
+    order_store,
+    runner_job,
+)
 from botwarden.trading.brokers import PaperBroker, SqlStateStore
 from botwarden.trading.order_manager import OrderManager
 from botwarden.trading.runner_core import RunnerCore
@@ -227,6 +234,8 @@ def instrument(recorder: Recorder, detailed: bool = True) -> Callable[[], None]:
     wrap(fill_intake, "sync_bracket", "bracket sync")
     wrap(OrderManager, "cancel", "cancel bracket legs")
     wrap(intents, "check_order", "risk check")
+    wrap(guarded_intents, "_run", "SQL statement: guarded intents (one round trip)")
+    wrap(guarded_intents, "_json", "guarded intents: rows as JSON")
     wrap(order_store, "applied_fill_ids", "read the bot's applied fill ids")
     transaction = bar_transaction.write_transaction
     opening_bar = [False]
@@ -500,14 +509,20 @@ def main() -> None:
     parser.add_argument("--scenarios", default="bracket,plain",
                         help="bracket: entries carry a stop-loss and a profit target (each "
                              "reversal cancels both legs first); plain: no bracket")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="which of sqlite and postgresql (postgresql needs --pg-url)")
+    parser.add_argument("--no-steps", action="store_true",
+                        help="the latency figure only, without the run with every step timed")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runner-latency-") as tmp:
         data_dir = Path(tmp) / "data"
         BarStore(data_dir).write(zigzag(args.bars), dataset=SYNTHETIC_DATASET,
                                  provider=SYNTHETIC_PROVIDER, synthetic=True)
-        backends: list[tuple[str, Callable[[], Any]]] = [
-            ("sqlite", lambda: _sqlite(Path(tmp)))]
-        if args.pg_url:
+        chosen = args.backends.split(",")
+        backends: list[tuple[str, Callable[[], Any]]] = []
+        if "sqlite" in chosen:
+            backends.append(("sqlite", lambda: _sqlite(Path(tmp))))
+        if args.pg_url and "postgresql" in chosen:
             backends.append(("postgresql", lambda: pg_database(args.pg_url)))
         print(f"bar-to-order latency: PAPER runner, sma_cross {PARAMS}, {args.bars} zigzag "
               f"bars at full replay speed; the first {WARMUP_BARS} bars are not sampled")
@@ -515,7 +530,8 @@ def main() -> None:
         print(cache_probe(60 / args.speed if args.speed else 0.05))
         for label, database in backends:
             for scenario in args.scenarios.split(","):
-                for detailed in (False, True):  # the figure, then where its time goes
+                # The figure, then where its time goes.
+                for detailed in (False,) if args.no_steps else (False, True):
                     with database() as url:
                         recorder = Recorder()
                         undo = instrument(recorder, detailed)

@@ -175,6 +175,13 @@ def test_in_a_pipeline_what_needs_an_answer_waits_for_it_and_the_commit_takes_th
         conn.begin()
         pipeline = Pipeline(conn).open()
         INSERT.send(conn, rows)
-        pipeline.commit()
+        pipeline.commit()  # the COMMIT and the pipeline's Sync go in one round trip
+        assert not pipeline.is_open and conn.connection.dbapi_connection is not None
+        if probe.dialect.name == "postgresql":
+            import psycopg
+
+            raw = conn.connection.dbapi_connection
+            assert raw.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         pipeline.close()
     assert [_read(probe, r["id"]).flag for r in rows] == [False, False]

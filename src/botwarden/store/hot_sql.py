@@ -171,7 +171,21 @@ class Pipeline:
         return self._scope is not None
 
     def commit(self) -> None:
-        self.conn.commit()
+        """Commit `conn`'s transaction. In pipeline mode the COMMIT is queued and the
+        pipeline left: leaving sends the one Sync that answers the COMMIT with everything
+        the pipeline held, one round trip where a commit inside it and then leaving took
+        two. A refusal comes back as SQLAlchemy's exception, with the pipeline left and the
+        transaction rolled back."""
+        if self._scope is not None:
+            dbapi = self.conn.dialect.loaded_dbapi
+            try:
+                self._raw.execute("COMMIT")
+                self.close()
+            except dbapi.Error as error:
+                self._raw.rollback()
+                raise exc.DBAPIError.instance("COMMIT", None, error, dbapi.Error,
+                                              dialect=self.conn.dialect) from error
+        self.conn.commit()  # SQLAlchemy's side; the driver's transaction is over already
 
     def close(self, error: BaseException | None = None) -> None:
         """Leave pipeline mode, waiting for what is still unanswered. After an `error` the

@@ -151,9 +151,10 @@ def one_transaction(manager: OrderManager) -> Iterator[None]:
 def pipeline_intents(manager: OrderManager) -> None:
     """On PostgreSQL, in a bar whose transaction recorded nothing yet: until the early
     commit, the intents' statements go in a pipeline (the bar's BEGIN with the gate query,
-    the intents with the COMMIT, then the pipeline's closing Sync: three round trips
-    instead of five, the Sync's costing the server nothing to run). `unpipelined` before
-    anything else runs in the bar's transaction."""
+    then the intents with the COMMIT and the pipeline's closing Sync: two round trips
+    instead of four). `unpipelined` before anything else runs in the bar's transaction.
+    A bar whose gate is unchanged since the runner last read it needs neither
+    (guarded_intents: one statement)."""
     batch = manager.batch
     if batch is not None and not batch.recorded and batch.pipeline is None \
             and manager.engine.dialect.name == "postgresql":

@@ -5,6 +5,7 @@ checks (rate, duplicates, working contracts)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,47 @@ class Rows:
     def write(self, conn: Connection) -> None:
         store.insert_intents(conn, self.traces, self.orders)
         self.traces, self.orders = [], []
+
+
+def judge_chain(manager: OrderManager, conn: Connection, gate: Any, chain: Sequence[NewOrder],
+                ctx: RiskContext, system_flatten: bool, now: datetime, rows: Rows,
+                ) -> tuple[list[tuple[StoredOrder, RiskVerdict]], tuple[str, RiskVerdict] | None]:
+    """Judge a chain's orders in turn on `gate` (`judge`); the first refused ends it (those
+    after it are not judged). Returns the orders allowed and held, and the refusal (its
+    client order id and verdict)."""
+    judged: list[tuple[StoredOrder, RiskVerdict]] = []
+    for order in chain:
+        if gate.max_contracts is not None:
+            rows.write(conn)  # the account's open contracts count them
+        verdict, stored = judge(manager, conn, gate, order, ctx, system_flatten, now, rows)
+        if stored is None:
+            return judged, (order.client_order_id, verdict)
+        judged.append((stored, verdict))
+    return judged, None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBefore:
+    """What `_hold` changes in the manager, as it was before a chain was judged: a chain
+    judged on a gate that turned out stale is forgotten (`forget`) and judged again."""
+
+    signature: Any
+    order_time: datetime | None
+    recent_signatures: list[Any]
+    sent_times: list[datetime]
+
+    @classmethod
+    def of(cls, manager: OrderManager) -> HeldBefore:
+        # `_hold` replaces these lists rather than changing them: the references suffice.
+        return cls(manager.last_signature, manager.last_order_time,
+                   manager.recent_signatures, manager.sent_times)
+
+    def forget(self, manager: OrderManager, held: Sequence[StoredOrder]) -> None:
+        for stored in held:
+            manager.open.pop(stored.client_order_id, None)
+            manager.seen_ids.discard(stored.client_order_id)
+        manager.last_signature, manager.last_order_time = self.signature, self.order_time
+        manager.recent_signatures, manager.sent_times = self.recent_signatures, self.sent_times
 
 
 def judge(manager: OrderManager, conn: Connection, gate: Any, order: NewOrder,

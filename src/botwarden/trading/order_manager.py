@@ -20,7 +20,9 @@ transaction blocks it. Only then is the order sent, under its fixed client order
 `place_chain` does this for orders meant to go one after another (a reversal's exit, then
 its entry): all judged and persisted in one transaction, each sent only if the one before
 went. A runner's bar (`one_transaction`, bar_transaction) commits the bar's intents before
-its first order is sent, and the broker's match with the bar's fills after.
+its first order is sent, and the broker's match with the bar's fills after. On PostgreSQL a
+runner's bar judges them on the gate it read last and persists them in one statement that
+commits them only if that gate still holds (guarded_intents); otherwise as above.
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ from botwarden.domain.risk import (
 )
 from botwarden.domain.risk_limits import RiskLimits
 from botwarden.domain.trading import OrderStatus, Side
-from botwarden.trading import bar_transaction, crashpoints, fill_intake, intents, quick_transitions
+from botwarden.trading import (
+    bar_transaction,
+    crashpoints,
+    fill_intake,
+    guarded_intents,
+    intents,
+    quick_transitions,
+)
 from botwarden.trading import fill_ledger as ledger
 from botwarden.trading import order_store as store
 from botwarden.trading.brokers.base import (
@@ -123,6 +132,8 @@ class OrderManager:
         # Without native brackets the exits are placed here once the entry fills.
         self.native_brackets = bool(getattr(broker, "supports_brackets", True))
         self.last_ctx: RiskContext | None = None
+        # The gate (order_store.fenced_gate) as last read: guarded_intents judges on it.
+        self.gate_seen: Any = None
         self.deferred: list[quick_transitions.Deferred] | None = None  # inside transitions_deferred
         self.batch: bar_transaction.OneTransaction | None = None  # inside one_transaction
         # Writes worked out in memory and owed to the store: a bar's fills (fill_intake),
@@ -171,26 +182,23 @@ class OrderManager:
         cancels the intents after it, unsent."""
         now = self.clock()
         self.last_ctx = ctx
-        judged: list[tuple[StoredOrder, RiskVerdict]] = []
-        refused: list[Placed] = []
-        with self.write(intents=True) as conn:
-            bar_transaction.pipeline_intents(self)
-            gate = store.fenced_gate(conn, self.bot_id, self.job_id)
-            if gate.max_contracts is not None:
-                bar_transaction.unpipelined(self)  # the account's count: SQLAlchemy reads
-                bar_transaction.write_owed(self, conn)  # the account's count reads them
-            rows = intents.Rows()
-            for order in chain:
+        outcome = None
+        if guarded_intents.usable(self):  # PostgreSQL: one round trip, on the gate seen last
+            outcome = guarded_intents.persist(self, chain, ctx, system_flatten, now)
+        if outcome is None:
+            with self.write(intents=True) as conn:
+                bar_transaction.pipeline_intents(self)
+                gate = self.gate_seen = store.fenced_gate(conn, self.bot_id, self.job_id)
                 if gate.max_contracts is not None:
-                    rows.write(conn)  # the account's open contracts count them
-                verdict, stored = intents.judge(self, conn, gate, order, ctx, system_flatten,
-                                                now, rows)
-                if stored is None:
-                    refused.append(Placed(order.client_order_id, None, verdict))
-                    break
-                judged.append((stored, verdict))
-            rows.write(conn)
+                    bar_transaction.unpipelined(self)  # the account's count: SQLAlchemy reads
+                    bar_transaction.write_owed(self, conn)  # the account's count reads them
+                rows = intents.Rows()
+                outcome = intents.judge_chain(self, conn, gate, chain, ctx, system_flatten,
+                                              now, rows)
+                rows.write(conn)
         bar_transaction.commit_early(self)  # persisted before sent
+        judged, refusal = outcome
+        refused = [] if refusal is None else [Placed(refusal[0], None, refusal[1])]
         for _ in judged:
             crashpoints.reached(crashpoints.ORDER_PERSISTED)
         placed: list[Placed] = []
