@@ -30,10 +30,10 @@ from collections import namedtuple
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from botwarden.domain.risk import RiskVerdict
 from botwarden.trading import intents
@@ -96,9 +96,8 @@ def persist(manager: OrderManager, chain: Sequence[NewOrder], ctx: RiskContext,
     assert gate is not None and gate.max_contracts is None
     before = intents.HeldBefore.of(manager)
     rows = intents.Rows()
-    # No connection needed: without a cap `judge` reads nothing.
-    judged, refused = intents.judge_chain(manager, cast(Connection, None), gate, chain, ctx,
-                                          system_flatten, now, rows)
+    judged, refused = intents.judge_chain(manager, None, gate, chain, ctx, system_flatten,
+                                          now, rows)  # without a cap nothing is read
     params: dict[str, Any] = {f"seen_{name}": getattr(gate, name) for name in GATE_COLUMNS}
     params.update(bot_id=manager.bot_id, traces=_json(rows.traces), orders=_json(rows.orders))
     found = _run(manager.engine, params)

@@ -44,15 +44,18 @@ class Rows:
         self.traces, self.orders = [], []
 
 
-def judge_chain(manager: OrderManager, conn: Connection, gate: Any, chain: Sequence[NewOrder],
+def judge_chain(manager: OrderManager, conn: Connection | None, gate: Any,
+                chain: Sequence[NewOrder],
                 ctx: RiskContext, system_flatten: bool, now: datetime, rows: Rows,
                 ) -> tuple[list[tuple[StoredOrder, RiskVerdict]], tuple[str, RiskVerdict] | None]:
     """Judge a chain's orders in turn on `gate` (`judge`); the first refused ends it (those
     after it are not judged). Returns the orders allowed and held, and the refusal (its
-    client order id and verdict)."""
+    client order id and verdict). `conn` (the intents' transaction) is read only for an
+    account with a contract cap; None where there is none."""
     judged: list[tuple[StoredOrder, RiskVerdict]] = []
     for order in chain:
         if gate.max_contracts is not None:
+            assert conn is not None
             rows.write(conn)  # the account's open contracts count them
         verdict, stored = judge(manager, conn, gate, order, ctx, system_flatten, now, rows)
         if stored is None:
@@ -85,7 +88,7 @@ class HeldBefore:
         manager.recent_signatures, manager.sent_times = self.recent_signatures, self.sent_times
 
 
-def judge(manager: OrderManager, conn: Connection, gate: Any, order: NewOrder,
+def judge(manager: OrderManager, conn: Connection | None, gate: Any, order: NewOrder,
           ctx: RiskContext, system_flatten: bool, now: datetime, rows: Rows,
           ) -> tuple[RiskVerdict, StoredOrder | None]:
     """The verdict on `order`, its trace added to `rows`; when allowed, its order row too,
@@ -94,6 +97,7 @@ def judge(manager: OrderManager, conn: Connection, gate: Any, order: NewOrder,
     bot = bot_risk(manager, order.symbol, gate, ctx)
     account = AccountRisk(gate.starting_capital, ctx.account_equity, ctx.account_peak)
     if gate.max_contracts is not None:
+        assert conn is not None  # judge_chain's caller gives the transaction for a cap
         account = replace(account, max_contracts=gate.max_contracts,
                           open_contracts=store.account_open_contracts(conn, gate.account_id))
     # The set itself, not a copy: it holds every client id sent since the start.
