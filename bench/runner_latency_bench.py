@@ -2,10 +2,13 @@
 `RunnerCore.on_bar` until the paper broker's `submit` returned, the order's intent
 persisted before it (the bar's transaction: the broker's match, the risk check, the intents'
 traces and rows, committed) included. The bar's fills are written after its orders are sent
-(fill_intake), so they are not in the samples.
+(fill_intake), so they are not in the samples. On PostgreSQL a bar whose gate is unchanged
+since the runner last read it commits its intents in one statement of their own
+(guarded_intents), with the same lock and checks.
 
     uv run python bench/runner_latency_bench.py [--bars 5000] [--pg-url postgresql://...]
                                                 [--scenarios bracket,plain] [--speed 1200]
+                                                [--backends sqlite,postgresql] [--no-steps]
 
 A PAPER bot (sma_cross fast=1 slow=2, the runner tests' limits: 1 contract; a capital so
 large that the post-trade monitor's loss bands never stop it) runs as a real RUNNER job in
