@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
-from botwarden.domain.risk import RiskVerdict
 from botwarden.trading import intents
-from botwarden.trading.order_store import NewOrder, StoredOrder
+from botwarden.trading.order_store import NewOrder
 
 if TYPE_CHECKING:
     from botwarden.trading.order_manager import OrderManager, RiskContext
@@ -75,9 +74,6 @@ WITH gate AS (
 SELECT {", ".join(GATE_COLUMNS)}, EXISTS (SELECT FROM unchanged) AS accepted FROM gate
 """
 
-Judged = list[tuple[StoredOrder, RiskVerdict]]
-
-
 def usable(manager: OrderManager) -> bool:
     batch, gate = manager.batch, manager.gate_seen
     return (batch is not None and not batch.opened and gate is not None
@@ -88,7 +84,7 @@ def usable(manager: OrderManager) -> bool:
 
 def persist(manager: OrderManager, chain: Sequence[NewOrder], ctx: RiskContext,
             system_flatten: bool, now: datetime,
-            ) -> tuple[Judged, tuple[str, RiskVerdict] | None] | None:
+            ) -> tuple[intents.Judged, intents.Refusal | None] | None:
     """The chain judged on the gate seen last and committed with its traces, as
     `intents.judge_chain` returns it; None when the gate changed (nothing was written,
     nothing is held)."""
@@ -101,12 +97,9 @@ def persist(manager: OrderManager, chain: Sequence[NewOrder], ctx: RiskContext,
     params: dict[str, Any] = {f"seen_{name}": getattr(gate, name) for name in GATE_COLUMNS}
     params.update(bot_id=manager.bot_id, traces=_json(rows.traces), orders=_json(rows.orders))
     found = _run(manager.engine, params)
-    if found is None:  # the bot, its account or its runner state is gone
-        before.forget(manager, [stored for stored, _ in judged])
-        manager.gate_seen = None
-        return None
-    manager.gate_seen = Gate(*found[:-1])
-    if not found[-1]:
+    # None: the bot, its account or its runner state is gone (the usual way says so).
+    manager.gate_seen = None if found is None else Gate(*found[:-1])
+    if found is None or not found[-1]:
         before.forget(manager, [stored for stored, _ in judged])
         return None
     return judged, refused

@@ -44,15 +44,19 @@ class Rows:
         self.traces, self.orders = [], []
 
 
+Judged = list[tuple[StoredOrder, RiskVerdict]]  # orders allowed and held, in chain order
+Refusal = tuple[str, RiskVerdict]  # the refused order's client id and its verdict
+
+
 def judge_chain(manager: OrderManager, conn: Connection | None, gate: Any,
                 chain: Sequence[NewOrder],
                 ctx: RiskContext, system_flatten: bool, now: datetime, rows: Rows,
-                ) -> tuple[list[tuple[StoredOrder, RiskVerdict]], tuple[str, RiskVerdict] | None]:
+                ) -> tuple[Judged, Refusal | None]:
     """Judge a chain's orders in turn on `gate` (`judge`); the first refused ends it (those
     after it are not judged). Returns the orders allowed and held, and the refusal (its
     client order id and verdict). `conn` (the intents' transaction) is read only for an
     account with a contract cap; None where there is none."""
-    judged: list[tuple[StoredOrder, RiskVerdict]] = []
+    judged: Judged = []
     for order in chain:
         if gate.max_contracts is not None:
             assert conn is not None
