@@ -246,3 +246,26 @@ def test_a_connection_lost_at_the_statement_fails_the_bar_as_sqlalchemy_would(
     assert len(lost) == 1
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != lost[0]
+
+
+def test_the_rows_json_is_what_json_dumps_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson writes the rows; what it refuses and json.dumps writes goes through json.dumps,
+    so the statement reads the values the usual way would have bound."""
+    import json
+    from datetime import UTC, datetime, timedelta, timezone
+    from decimal import Decimal
+
+    import numpy as np
+
+    at = datetime(2026, 3, 2, 14, 30, 0, 123456, tzinfo=UTC)
+    rows = [{"price": Decimal("5012.25"), "at": at, "east": at.astimezone(timezone(
+             timedelta(hours=-5))), "figures": {"sma": np.float64(1.5), 3: "by int key"},
+             "none": None, "flag": True, "text": "é\"\n"},
+            {"huge": 10**20}]
+    expected = json.loads(json.dumps(rows, default=guarded_intents._plain))
+    assert json.loads(guarded_intents._json(rows)) == expected  # the huge int: json.dumps
+    with monkeypatch.context() as patched:  # the first row is orjson's own
+        patched.setattr(guarded_intents.json, "dumps", None)
+        assert json.loads(guarded_intents._json(rows[:1])) == expected[:1]
+    with pytest.raises(ValueError, match="naive"):
+        guarded_intents._json([{"at": datetime(2026, 3, 2, 14, 30)}])
