@@ -15,7 +15,9 @@ monitor).
 
 The ramp adds RUNNER jobs (payload as services.runners builds it, speed 60, but with an
 explicit start: every runner begins at the same session open) up to each step's N, waits
-until each has saved a bar, lets them settle, then measures for `--seconds` while GETs of
+until each has saved a bar, lets them settle (`--settle` seconds, then until the start-up
+backlog has drained: no more bars a second than runners, at most `--settle-max`; the
+seconds are printed), then measures for `--seconds` while GETs of
 /api/runners and /api/bots (each with a random account's token) go at a fixed rate,
 latency counted from when each request was due. Sampled each second from the database:
 each RUNNER job's heartbeat age (now - last_heartbeat_at, as the stale-heartbeat detector
@@ -78,6 +80,7 @@ BOTS_PER_ACCOUNT = 10
 STALE_HEARTBEAT = 30.0  # domain.md: a RUNNER is stale after 30 s without heartbeat
 MAX_LAG = 2.0  # two bar intervals at speed 60: the risk engine's STALE_DATA rule
 API_P99_MS = 200.0
+DRAIN_WINDOW = 5  # seconds of bars counted to tell a draining backlog from steady state
 # Limits that keep every bot trading for the whole ramp (a killed bot's runner ends, which
 # would read as lost capacity): replay runs a session in 23 minutes, so the loss limits and
 # the monitor's bands (percent of the capital) would otherwise stop some bots mid-ramp.
@@ -165,6 +168,23 @@ def wait_started(sampler: Sampler, bots: list[str], timeout: float) -> float:
         time.sleep(1.0)
 
 
+def settle(sampler: Sampler, bots: list[str], least: float, most: float) -> float:
+    """Seconds waited before the measure: at least `least`, then until the start-up backlog
+    has drained (every runner began at the same session open, so a large step's first
+    minutes replay bars late): over the last DRAIN_WINDOW seconds the fleet processed no more
+    bars than one a second each (the replay's rate) would give; at most `most`."""
+    began = time.monotonic()
+    time.sleep(least)
+    window: list[int] = []
+    while time.monotonic() - began < most:
+        window.append(sum(index for index, _ in sampler.positions().values()))
+        if len(window) > DRAIN_WINDOW and \
+                window[-1] - window[-1 - DRAIN_WINDOW] <= 1.05 * len(bots) * DRAIN_WINDOW:
+            break
+        time.sleep(1.0)
+    return time.monotonic() - began
+
+
 def measure(sampler: Sampler, bots: list[str], api: ApiLoad, pids: dict[str, int],
             seconds: float) -> dict[str, Any]:
     sampler.reset()
@@ -212,7 +232,8 @@ def verdict(n: int, f: dict[str, Any]) -> list[str]:
     return broken
 
 
-COLUMNS = (("N", 5), ("start s", 8), ("bars/s got/due", 16), ("hb age s", 11),
+COLUMNS = (("N", 5), ("start s", 8), ("settle s", 9), ("bars/s got/due", 16),
+           ("hb age s", 11),
            ("bar lag s", 12), ("API ms", 11), ("API err", 8), ("worker CPU", 11),
            ("ms/bar", 7), ("RSS MB", 7), ("API CPU", 8), ("busy", 6), ("load", 6))
 SUBHEAD = {"hb age s": "p99/max", "bar lag s": "p99/max", "API ms": "p50/p99",
@@ -224,10 +245,12 @@ def print_header() -> None:
     print("".join(f"{SUBHEAD.get(name, ''):>{width}}" for name, width in COLUMNS))
 
 
-def print_row(n: int, started: float, f: dict[str, Any], broken: list[str]) -> None:
+def print_row(n: int, started: float, settled: float, f: dict[str, Any],
+              broken: list[str]) -> None:
     workers_cpu = sum(v for k, v in f["cpu"].items() if k.startswith("worker"))
     workers_rss = sum(v for k, v in f["rss"].items() if k.startswith("worker"))
-    cells = [f"{n}", f"{started:.0f}", f"{f['bars_per_s']:.1f}/{f['expected_per_s']:.1f}",
+    cells = [f"{n}", f"{started:.0f}", f"{settled:.0f}",
+             f"{f['bars_per_s']:.1f}/{f['expected_per_s']:.1f}",
              f"{f['hb_p99']:.1f}/{f['hb_max']:.1f}", f"{f['lag_p99']:.2f}/{f['lag_max']:.2f}",
              f"{f['api_p50']:.0f}/{f['api_p99']:.0f}", f"{f['api_errors']}",
              f"{workers_cpu:.0%}", f"{workers_cpu / max(f['bars_per_s'], 1e-9) * 1e3:.2f}",
@@ -290,11 +313,11 @@ def run(url: str, args: argparse.Namespace, tmp: Path) -> int | None:
             except TimeoutError as exc:
                 print(f"{n:>5}  FAIL: {exc}")
                 break
-            time.sleep(args.settle)
+            settled = settle(sampler, bots, args.settle, args.settle_max)
             api = ApiLoad(base, tokens, paths, args.api_rate, args.api_clients)
             figures = measure(sampler, bots, api, pids, args.seconds)
             broken = verdict(n, figures)
-            print_row(n, started, figures, broken)
+            print_row(n, started, settled, figures, broken)
             if broken and not args.keep_going:
                 break
             intact = intact and not broken
@@ -309,7 +332,10 @@ def main() -> None:
     parser.add_argument("--steps", default="50,100,200,300,500,750,1000")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured per step")
     parser.add_argument("--settle", type=float, default=10.0,
-                        help="seconds between the last runner's first bar and the measure")
+                        help="least seconds between the last runner's first bar and the "
+                             "measure (then until the start-up backlog drained)")
+    parser.add_argument("--settle-max", type=float, default=180.0,
+                        help="most seconds waited for the backlog to drain")
     parser.add_argument("--start-timeout", type=float, default=600.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--api-rate", type=float, default=20.0, help="GETs per second")
