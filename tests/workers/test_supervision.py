@@ -223,3 +223,38 @@ def test_silent_workers_are_retired(engine: Engine, settings: Settings) -> None:
     assert loop(run_supervisor, engine, settings, clock)["workers_retired"] == 0
     clock.advance(seconds=2)
     assert loop(run_supervisor, engine, settings, clock)["workers_retired"] == 1
+
+
+@pytest.mark.parametrize("stage", [Stage.LIVE])
+def test_a_bot_killed_by_another_process_meanwhile_is_not_killed_twice(
+    engine: Engine, settings: Settings, stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The breaker opens on a bot that a person kills between the supervisor's read of its
+    kill state and the supervisor's kill: the supervisor's kill reads the committed state
+    under the row's lock, finds it killed, and writes no second KILL."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's write transactions take turns by BEGIN IMMEDIATE")
+    clock = FakeClock()
+    account = make_account(engine)
+    bot_id = make_bot(engine, account, stage)
+    job_id = submit(engine, clock, account, job_type=JobType.RUNNER, bot_id=bot_id)
+    real_kill = kill_service.kill_bot
+
+    def killed_meanwhile(session: Session, bot: Bot, **kw: Any) -> KillEvent:
+        with Session(engine) as person:  # another connection: another process
+            target = person.get(Bot, bot_id)
+            assert target is not None
+            real_kill(person, target, mode=kill_service.KillMode.SOFT,
+                      trigger=kill_service.TriggerCode.MANUAL_KILL, reason="by hand",
+                      actor="person")
+            person.commit()
+        return real_kill(session, bot, **kw)
+
+    for _ in range(2):
+        lose_lease(engine, settings, clock, job_id, JobType.RUNNER)
+    monkeypatch.setattr(kill_service, "kill_bot", killed_meanwhile)
+    last = lose_lease(engine, settings, clock, job_id, JobType.RUNNER)
+    assert last.status == "CANCELED"  # a killed bot's runner is not restarted
+    with Session(engine) as session:
+        events = session.scalars(sa.select(KillEvent).where(KillEvent.bot_id == bot_id)).all()
+        assert [(e.actor, e.state) for e in events] == [("person", "SOFT_KILLED")]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from botwarden.clock import utcnow
+from botwarden.clock import as_utc, strictly_after, utcnow
 from botwarden.domain.errors import DomainError
 from botwarden.domain.kill import (
     KillEventType,
@@ -71,7 +72,7 @@ def kill_bot(
 ) -> KillEvent:
     """Add the kill to the session (the caller commits). A bot already killed answers
     ALREADY_KILLED and changes nothing, unless `escalate` turns a SOFT kill into HARD."""
-    current = KillState(bot.kill_state)
+    current = _locked_kill_state(session, bot)
     new_state = state_after_kill(mode, trigger)
     if current is not KillState.NONE and not (
         escalate and current is KillState.SOFT_KILLED and new_state is not KillState.SOFT_KILLED
@@ -84,7 +85,7 @@ def kill_bot(
     event = KillEvent(bot_id=bot.id, account_id=bot.account_id, event_type=KillEventType.KILL.value,
                       state=new_state.value, trigger_code=trigger.value, reason=reason,
                       actor=actor, metadata_=dict(metadata or {}, mode=mode.value),
-                      trace_id=trace_id)
+                      trace_id=trace_id, created_at=_event_time(session, bot.id))
     session.add(event)
     return event
 
@@ -93,7 +94,7 @@ def resurrect_bot(
     session: Session, bot: Bot, *, reason: str, actor: str, step_up: bool,
     trace_id: str | None = None,
 ) -> KillEvent:
-    current = KillState(bot.kill_state)
+    current = _locked_kill_state(session, bot)
     if current is KillState.NONE:
         raise DomainError("NOT_KILLED", "bot is not killed", "Nothing to do.")
     if current is KillState.QUARANTINED and not step_up:
@@ -109,9 +110,29 @@ def resurrect_bot(
     event = KillEvent(bot_id=bot.id, account_id=bot.account_id,
                       event_type=KillEventType.RESURRECT.value, state=KillState.NONE.value,
                       trigger_code=TriggerCode.MANUAL_RESURRECT.value, reason=reason,
-                      actor=actor, metadata_={"from_state": current.value}, trace_id=trace_id)
+                      actor=actor, metadata_={"from_state": current.value}, trace_id=trace_id,
+                      created_at=_event_time(session, bot.id))
     session.add(event)
     return event
+
+
+def _locked_kill_state(session: Session, bot: Bot) -> KillState:
+    """The bot's kill state as last committed, its row locked until the caller's commit: a
+    kill that raced another from a second process (the risk monitor, the supervisor, a
+    person) sees the first one's state, not the one its session loaded earlier, so it does
+    not write a second KILL over it (PostgreSQL; SQLite's writers take turns)."""
+    committed = session.execute(sa.select(Bot.kill_state).where(Bot.id == bot.id)
+                                .with_for_update()).scalar_one()
+    return KillState(committed)
+
+
+def _event_time(session: Session, bot_id: str) -> datetime:
+    """Now, or just after the bot's last kill event (its row is locked): GET kill-events and
+    kill-state's last event read in the order the events were written, even when this
+    process read its clock before the other one's commit."""
+    last = session.execute(sa.select(sa.func.max(KillEvent.created_at))
+                           .where(KillEvent.bot_id == bot_id)).scalar()
+    return strictly_after(None if last is None else as_utc(last), utcnow())
 
 
 def engage_kill_switch(

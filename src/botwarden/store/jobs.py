@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.orm import Session
 
-from botwarden.clock import as_utc
+from botwarden.clock import as_utc, strictly_after
 from botwarden.domain.errors import DomainError, NotFound
 from botwarden.domain.job_machine import HELD, JobReason, Transition, check_transition
 from botwarden.domain.jobs import JobStatus, JobType
@@ -70,12 +70,8 @@ def _record_events(conn: Executor, entries: Sequence[tuple[str, Transition, str,
         sa.select(events.c.job_id, sa.func.max(events.c.created_at))
         .where(events.c.job_id.in_({e[0] for e in entries})).group_by(events.c.job_id))}
     conn.execute(sa.insert(events), [
-        _event(job_id, t, actor, trace_id, _after(last.get(job_id), now))
+        _event(job_id, t, actor, trace_id, strictly_after(last.get(job_id), now))
         for job_id, t, actor, trace_id in entries])
-
-
-def _after(last: datetime | None, now: datetime) -> datetime:
-    return now if last is None or now > last else last + timedelta(microseconds=1)
 
 
 def _changed(conn: Executor, statement: sa.Update) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from botwarden.config import Settings
 from botwarden.domain.circuit_breaker import BreakerState, opened_by
+from botwarden.domain.errors import DomainError
 from botwarden.domain.job_machine import (
     LONG_LIVED,
     DeadLetter,
@@ -83,11 +84,18 @@ def record_runner_failure(conn: Connection, bot_id: str, *, now: datetime, setti
         with Session(bind=conn) as session:
             target = session.get(Bot, bot_id)
             assert target is not None
-            kill_service.kill_bot(
-                session, target, mode=KillMode.HARD, trigger=TriggerCode.CIRCUIT_OPEN,
-                reason=f"circuit breaker opened: {reason}", actor=actor, trace_id=trace_id,
-                metadata={"failures": [t.isoformat() for t in after.failures]})
-            session.flush()
+            try:
+                kill_service.kill_bot(
+                    session, target, mode=KillMode.HARD, trigger=TriggerCode.CIRCUIT_OPEN,
+                    reason=f"circuit breaker opened: {reason}", actor=actor,
+                    trace_id=trace_id,
+                    metadata={"failures": [t.isoformat() for t in after.failures]})
+                session.flush()
+            except DomainError as exc:  # killed by another process since the read above
+                if exc.code != "ALREADY_KILLED":
+                    raise
+                killed, kill_now = True, False
+    if kill_now:
         log.warning("bot_killed_circuit_open", bot_id=bot_id, stage=bot.stage)
     if opened:
         log.warning("circuit_opened", bot_id=bot_id, failures=len(after.failures))
