@@ -9,6 +9,7 @@ since the runner last read it commits its intents in one statement of their own
     uv run python bench/runner_latency_bench.py [--bars 5000] [--pg-url postgresql://...]
                                                 [--scenarios bracket,plain] [--speed 1200]
                                                 [--backends sqlite,postgresql] [--no-steps]
+                                                [--cpu N]
 
 A PAPER bot (sma_cross fast=1 slow=2, the runner tests' limits: 1 contract; a capital so
 large that the post-trade monitor's loss bands never stop it) runs as a real RUNNER job in
@@ -478,6 +479,27 @@ def cache_probe(gap: float, rounds: int = 200) -> str:
             f"cold caches here, whatever the code")
 
 
+def round_trip_probe(url: str, rounds: int = 3000) -> str:
+    """The floor under a statement on this server: `SELECT 1` on a connection of its own,
+    p50 and p99. On the 2-core Firecracker VM of issue 6's figures, a round trip between two
+    processes on different cores took p50 110-146 us, p99 350-410 us, and on one core (both
+    pinned with taskset) 21 us and 48 us: waking the other core is most of it."""
+    import psycopg
+
+    plain = sa.engine.make_url(normalise_url(url)).set(drivername="postgresql")
+    with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as conn:
+        spans = []
+        for n in range(rounds + 300):
+            start = time.perf_counter_ns()
+            conn.execute("SELECT 1").fetchone()
+            if n >= 300:  # the first ones warm the connection up
+                spans.append(time.perf_counter_ns() - start)
+    spans.sort()
+    return (f"server: a SELECT 1 round trip takes p50 {spans[len(spans) // 2] / 1e3:.0f} us, "
+            f"p99 {spans[int(len(spans) * 0.99)] / 1e3:.0f} us (the floor under the guarded "
+            f"statement)")
+
+
 # ---- databases --------------------------------------------------------------------------
 
 
@@ -514,6 +536,9 @@ def main() -> None:
                              "reversal cancels both legs first); plain: no bracket")
     parser.add_argument("--backends", default="sqlite,postgresql",
                         help="which of sqlite and postgresql (postgresql needs --pg-url)")
+    parser.add_argument("--cpu", type=int, default=None,
+                        help="run on this CPU only (to measure with the PostgreSQL server "
+                             "pinned to the same one: see round_trip_probe)")
     parser.add_argument("--no-steps", action="store_true",
                         help="the latency figure only, without the run with every step timed")
     args = parser.parse_args()
@@ -527,10 +552,16 @@ def main() -> None:
             backends.append(("sqlite", lambda: _sqlite(Path(tmp))))
         if args.pg_url and "postgresql" in chosen:
             backends.append(("postgresql", lambda: pg_database(args.pg_url)))
+        if args.cpu is not None:
+            os.sched_setaffinity(0, {args.cpu})
         print(f"bar-to-order latency: PAPER runner, sma_cross {PARAMS}, {args.bars} zigzag "
               f"bars at full replay speed; the first {WARMUP_BARS} bars are not sampled")
         # The gap a paced runner idles between bars (1-minute bars at --speed), else 50 ms.
         print(cache_probe(60 / args.speed if args.speed else 0.05))
+        if args.pg_url and "postgresql" in chosen:
+            print(round_trip_probe(args.pg_url))
+        if args.cpu is not None:
+            print(f"this process runs on CPU {args.cpu} only (--cpu)")
         for label, database in backends:
             for scenario in args.scenarios.split(","):
                 # The figure, then where its time goes.
