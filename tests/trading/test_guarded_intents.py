@@ -5,10 +5,14 @@ that the guarded statement ran."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -251,12 +255,6 @@ def test_a_connection_lost_at_the_statement_fails_the_bar_as_sqlalchemy_would(
 def test_the_rows_json_is_what_json_dumps_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """orjson writes the rows; what it refuses and json.dumps writes goes through json.dumps,
     so the statement reads the values the usual way would have bound."""
-    import json
-    from datetime import UTC, datetime, timedelta, timezone
-    from decimal import Decimal
-
-    import numpy as np
-
     at = datetime(2026, 3, 2, 14, 30, 0, 123456, tzinfo=UTC)
     rows = [{"price": Decimal("5012.25"), "at": at, "east": at.astimezone(timezone(
              timedelta(hours=-5))), "figures": {"sma": np.float64(1.5), 3: "by int key"},
