@@ -25,9 +25,10 @@ the most samples a second, on warm CPU caches); `--speed` paces the replay as a 
 is paced (1200: twenty 1-minute bars a second), each bar then starting on colder caches.
 
 Each scenario runs twice. First with two timers only, on the bar's hand-off and on each
-submit: the latency figure (on PostgreSQL a third, on the guarded statement: the first
-order of each bar is split into that one round trip and the rest, each at p50 and p99). Then with every step timed, to show where that time goes (the
-step timers add their own cost: about 0.1 ms at the median, more at p99).
+submit: the latency figure. On PostgreSQL a third timer, on the guarded statement, splits
+the first order of each bar into that one round trip and the rest, each at p50 and p99.
+Then with every step timed, to show where that time goes (the step timers add their own
+cost: about 0.1 ms at the median, more at p99).
 Instrumentation only (no production code changed): the bench wraps, on their classes,
 `RunnerCore.on_bar` (the bar hand-off), the paper broker's calls and book saves, the order
 manager's steps, its transactions (the bar's BEGIN and COMMIT apart) and every statement's
@@ -226,7 +227,7 @@ def instrument(recorder: Recorder, detailed: bool = True) -> Callable[[], None]:
     wrap(RunnerCore, "on_bar", "on_bar")
     wrap(PaperBroker, "submit", "broker submit")
     # The one round trip before a send on PostgreSQL, timed in both modes: the floor under
-    # bar-to-order there (two more clock reads a bar, about 0.2 us).
+    # bar-to-order there (its span costs about 1.6 us a bar, warm).
     wrap(guarded_intents, "_run", GUARDED)
     if not detailed:
         return restore
